@@ -1,0 +1,45 @@
+"""kakashi: structured logging for Python services, fast and never losing a line."""
+
+from __future__ import annotations
+
+from ._api import flush, get_async_logger, shutdown, shutdown_async_logging, stats
+from ._config import configure
+from ._levels import CRITICAL, DEBUG, ERROR, INFO, WARNING
+from ._logger import Logger, clear_logger_cache, get_logger
+from ._sinks import CallableSink, FileSink, Sink, StreamSink
+
+__version__ = "0.3.0"
+
+# kakashi 0.2.x names
+LOG_LEVEL_DEBUG = DEBUG
+LOG_LEVEL_INFO = INFO
+LOG_LEVEL_WARNING = WARNING
+LOG_LEVEL_ERROR = ERROR
+LOG_LEVEL_CRITICAL = CRITICAL
+
+__all__ = [
+    "CRITICAL",
+    "CallableSink",
+    "DEBUG",
+    "ERROR",
+    "FileSink",
+    "INFO",
+    "LOG_LEVEL_CRITICAL",
+    "LOG_LEVEL_DEBUG",
+    "LOG_LEVEL_ERROR",
+    "LOG_LEVEL_INFO",
+    "LOG_LEVEL_WARNING",
+    "Logger",
+    "Sink",
+    "StreamSink",
+    "WARNING",
+    "__version__",
+    "clear_logger_cache",
+    "configure",
+    "flush",
+    "get_async_logger",
+    "get_logger",
+    "shutdown",
+    "shutdown_async_logging",
+    "stats",
+]

@@ -1,0 +1,182 @@
+"""``configure()``: validated settings, environment defaults, and applying them live."""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import _engine
+from ._levels import INFO, parse_level
+from ._render import FORMATS, render_line
+from ._sinks import Sink, make_sink
+from ._stats import report
+from ._values import DEFAULT_MAX_LENGTH
+
+ENV_LEVEL = "KAKASHI_LEVEL"
+ENV_FORMAT = "KAKASHI_FORMAT"
+ENV_SINK = "KAKASHI_SINK"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The settings in force. Loggers are rebuilt from it whenever it changes."""
+
+    level: int = INFO
+    format: str = "text"
+    batch_size: int = 100
+    flush_interval: float = 1.0
+    max_value_length: int = DEFAULT_MAX_LENGTH
+
+
+_current: Config | None = None
+_lock = threading.RLock()
+# Called with the new Config after every change (the logger registry rebuilds its loggers).
+_listeners: list[Callable[[Config], None]] = []
+# Set at interpreter exit: every record is written before its call returns from then on,
+# because no flush is coming after the exit hook.
+_exiting = False
+
+
+def _check_format(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"format must be a str, not {type(value).__name__} ({value!r}); valid formats: {', '.join(FORMATS)}")
+    fmt = value.strip().lower()
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {value!r}; valid formats: {', '.join(FORMATS)}")
+    return fmt
+
+
+def _check_int(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__} ({value!r})")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
+    return value
+
+
+def _check_interval(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"flush_interval must be a number of seconds, not {type(value).__name__} ({value!r})")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"flush_interval must be a positive finite number of seconds, got {value!r}")
+    return float(value)
+
+
+def configure(
+    *,
+    level: int | str = "INFO",
+    format: str = "text",  # noqa: A002 - the documented option name
+    sink: object = "stderr",
+    batch_size: int = 100,
+    flush_interval: float = 1.0,
+    max_value_length: int = DEFAULT_MAX_LENGTH,
+) -> None:
+    """Set the whole configuration; takes effect at once for every existing logger.
+
+    Each call replaces the previous configuration (options not given take their defaults).
+    Everything is validated before anything changes, so a bad value leaves the old
+    configuration in place.
+
+    Args:
+        level: the default minimum level of loggers: a name (``"DEBUG"`` ... ``"CRITICAL"``)
+            or an int. Loggers given their own level keep it.
+        format: ``"text"``, ``"json"`` or ``"logfmt"``.
+        sink: ``"stderr"``, ``"stdout"``, a file path (``str`` or ``os.PathLike``, appended
+            to, opened here), an object with ``write(str)``, a callable taking a string of
+            whole lines, or a :class:`kakashi.Sink`.
+        batch_size: lines a thread collects before writing them with one call (>= 1).
+        flush_interval: seconds a line may wait in a batch at most (> 0).
+        max_value_length: longer messages and field values are cut, with a marker (>= 64).
+
+    Raises:
+        ValueError: a bad value (named in the message with the valid choices).
+        TypeError: a value of the wrong type.
+        OSError: a path that cannot be opened for appending.
+    """
+    new = Config(
+        level=parse_level(level),
+        format=_check_format(format),
+        batch_size=_check_int("batch_size", batch_size, 1),
+        flush_interval=_check_interval(flush_interval),
+        max_value_length=_check_int("max_value_length", max_value_length, 64),
+    )
+    new_sink = make_sink(sink)  # opens files: a bad path fails here (R20)
+    _apply(new, new_sink)
+
+
+def _apply(new: Config, new_sink: Sink) -> None:
+    global _current
+    with _lock:
+        fmt = new.format
+        old_sink = _engine.set_sink(new_sink, lambda text: render_line(fmt, "WARNING", "kakashi", text))
+        if old_sink is not new_sink:
+            _close_quietly(old_sink)
+        _engine.set_flush_interval(new.flush_interval)
+        _current = new
+        for listener in _listeners:
+            listener(new)
+
+
+def _close_quietly(sink: Sink) -> None:
+    try:
+        sink.close()
+    except Exception as exc:  # noqa: BLE001
+        report("close", f"closing sink {sink.name!r} failed: {type(exc).__name__}: {exc}")
+
+
+def current() -> Config:
+    """The configuration in force, reading the ``KAKASHI_*`` variables on first use."""
+    config = _current
+    if config is None:
+        with _lock:
+            if _current is None:
+                _configure_from_env()
+            config = _current
+    return config  # type: ignore[return-value]
+
+
+def _configure_from_env() -> None:
+    """Defaults for a program that never calls configure(). A bad variable is reported on
+    stderr and ignored: a typo in the environment must not crash the service at its first
+    log call."""
+    checks: dict[str, Callable[[str], object]] = {"level": parse_level, "format": _check_format, "sink": make_sink}
+    options: dict[str, object] = {}
+    for var, key in ((ENV_LEVEL, "level"), (ENV_FORMAT, "format"), (ENV_SINK, "sink")):
+        value = os.environ.get(var, "").strip()
+        if not value:
+            continue
+        try:
+            options[key] = checks[key](value)
+        except (ValueError, TypeError, OSError) as exc:
+            report(f"env:{var}", f"ignoring {var}={value!r}: {exc}")
+    configure(**options)  # type: ignore[arg-type]
+
+
+def add_listener(listener: Callable[[Config], None]) -> None:
+    _listeners.append(listener)
+
+
+def shutdown() -> None:
+    """Write everything pending and close the sink. Safe to call twice; logging afterwards
+    still works (files are reopened on demand) and ``configure()`` may be called again."""
+    _engine.flush_all()
+    _close_quietly(_engine.current_sink())
+
+
+def _enter_exit_mode() -> None:
+    global _exiting
+    _exiting = True
+    config = _current
+    if config is not None:
+        for listener in _listeners:
+            listener(config)
+
+
+def exiting() -> bool:
+    return _exiting
+
+
+_engine.on_exit(_enter_exit_mode)

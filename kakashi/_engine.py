@@ -1,0 +1,339 @@
+"""The sync engine: per-thread batches, the background flusher, and the edges
+(thread exit, fork, interpreter exit) where lines are most easily lost.
+
+Data path: a logging thread renders its line and appends it to its own list (no lock:
+only the owner appends, and ``list.append`` is atomic). A batch is written, with one
+``sink.write`` call under the sink's lock, by whoever flushes it: the owner when the list
+is full or the record is ERROR+, the flusher thread when the oldest line is getting old or
+the owner has died, and ``flush_all`` at exit, fork, shutdown and reconfiguration.
+
+Invariants:
+- Flushes of one batch are serialised by ``Batch.lock`` and always take lines from the
+  front of the list, so a thread's lines reach the sink in call order, whoever writes them.
+- Lock order is ``Batch.lock`` then ``sink.lock``. Neither is ever awaited without a
+  timeout, so a thread frozen at interpreter exit while holding one cannot hang the exit.
+- A batch remembers the pid that created it; nothing of another process's batch is
+  written, so a forked child never repeats its parent's lines.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+from ._sinks import Sink, StreamSink
+from ._stats import counters, report, reset_reports
+
+# How long any kakashi lock is awaited before giving up (and reporting). Long enough for a
+# slow disk, short enough that a wedged sink never hangs the program for good.
+LOCK_TIMEOUT = 5.0
+
+
+class Batch:
+    """One thread's pending lines. ``lines`` is appended to by the owner only."""
+
+    __slots__ = ("lines", "lock", "pid", "thread", "seen_first", "seen_at", "__weakref__")
+
+    def __init__(self, thread: threading.Thread) -> None:
+        self.lines: list[str] = []
+        self.lock = threading.Lock()
+        self.pid = os.getpid()
+        self.thread = thread
+        self.seen_first: str | None = None  # flusher only: the first line at its last look
+        self.seen_at = 0.0
+
+
+class _ThreadExit:
+    """Lives in the owner's thread-local storage; its destructor runs when the thread ends
+    and writes what the thread left behind (P4, R2)."""
+
+    __slots__ = ("batch",)
+
+    def __init__(self, batch: Batch) -> None:
+        self.batch = batch
+
+    def __del__(self) -> None:
+        batch = self.batch
+        # After fork the child destroys the other threads' storage: not ours to write.
+        # During interpreter finalization the atexit flush already ran; never block there.
+        if batch.pid != os.getpid() or sys.is_finalizing():
+            return
+        try:
+            flush_batch(batch)
+            _registry.discard(batch)
+        except Exception:  # noqa: BLE001 - a destructor must not raise
+            pass
+
+
+_tls = threading.local()  # .lines, .batch, .exit  (the hot path reads .lines only)
+_guard = threading.local()  # .active: this thread is inside a flush (re-entrancy guard)
+_registry: set[Batch] = set()
+_registry_lock = threading.Lock()
+
+_sink: Sink = StreamSink("stderr")
+_announce: Callable[[str], str] = lambda text: f"kakashi: {text}\n"  # noqa: E731
+_lost_unannounced = 0
+
+
+def thread_lines() -> list[str]:
+    """The calling thread's pending lines, created on its first log call."""
+    try:
+        return _tls.lines  # type: ignore[no-any-return]
+    except AttributeError:
+        return _new_batch()
+
+
+def _new_batch() -> list[str]:
+    batch = Batch(threading.current_thread())
+    with _registry_lock:
+        _registry.add(batch)
+    _tls.batch = batch
+    _tls.exit = _ThreadExit(batch)
+    _tls.lines = batch.lines
+    _flusher.ensure_running()
+    return batch.lines
+
+
+def flush_current() -> None:
+    """Write the calling thread's pending lines (and wait until they are written)."""
+    batch = getattr(_tls, "batch", None)
+    if batch is not None:
+        flush_batch(batch)
+
+
+def flush_batch(batch: Batch) -> None:
+    """Write every line in ``batch`` that is there now, in order."""
+    if getattr(_guard, "active", False):
+        # A sink, a field's __str__ or a __del__ logging from inside a flush of this very
+        # thread: leave the lines for the next flush instead of deadlocking or recursing.
+        return
+    if batch.pid != os.getpid() or not batch.lock.acquire(timeout=LOCK_TIMEOUT):
+        return
+    _guard.active = True
+    try:
+        lines = batch.lines
+        count = len(lines)
+        if count:
+            data = "".join(lines[:count])
+            del lines[:count]
+            _write(data, count)
+    finally:
+        _guard.active = False
+        batch.lock.release()
+
+
+def _write(data: str, count: int) -> None:
+    """One write call for ``count`` lines; failures are counted and reported, never raised."""
+    global _lost_unannounced
+    sink = _sink
+    if not sink.lock.acquire(timeout=LOCK_TIMEOUT):
+        counters.add(dropped=count, sink_errors=1)
+        _lost_unannounced += count
+        report("lock", f"sink {sink.name!r} stayed locked for {LOCK_TIMEOUT}s; {count} records dropped")
+        return
+    try:
+        lost = _lost_unannounced
+        if lost:
+            data = _announce(f"kakashi lost {lost:,} records: the sink failed (see stats())") + data
+        sink.write(data)
+        if lost:
+            _lost_unannounced -= lost
+        counters.add(written=count)
+    except Exception as exc:  # noqa: BLE001 - P5: never into the caller
+        _lost_unannounced += count
+        counters.add(dropped=count, sink_errors=1)
+        report(
+            f"sink:{id(sink)}",
+            f"sink {sink.name!r} failed ({type(exc).__name__}: {exc}); {count} records dropped",
+        )
+    finally:
+        sink.lock.release()
+
+
+def flush_all() -> None:
+    """Write every thread's pending lines. Returns when they are written."""
+    for batch in list(_registry):
+        flush_batch(batch)
+
+
+def pending() -> int:
+    """Lines accepted but not yet written, across all threads."""
+    return sum(len(batch.lines) for batch in list(_registry))
+
+
+def set_sink(sink: Sink, announce: Callable[[str], str]) -> Sink:
+    """Route future batches to ``sink`` after writing what is pending to the current one."""
+    global _sink, _announce
+    flush_all()
+    old, _sink, _announce = _sink, sink, announce
+    return old
+
+
+def current_sink() -> Sink:
+    return _sink
+
+
+# ---------------------------------------------------------------- the flusher thread
+
+
+class Flusher:
+    """Writes batches whose oldest line has waited long enough (P3) and batches of threads
+    that died without their destructor running. One per process, started lazily."""
+
+    def __init__(self) -> None:
+        self.interval = 1.0
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._start_lock = threading.Lock()
+
+    def ensure_running(self) -> None:
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            return
+        with self._start_lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._run, name="kakashi-flusher", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        stop = self._stop
+        # A line is first noticed within interval/4 and written once seen for interval/2:
+        # at most about `interval` after it was logged.
+        while not stop.wait(self.interval / 4):
+            try:
+                self.tick(time.monotonic())
+            except Exception as exc:  # noqa: BLE001 - the flusher must survive anything
+                counters.add(internal_errors=1)
+                report("flusher", f"flusher error: {type(exc).__name__}: {exc}")
+
+    def tick(self, now: float) -> None:
+        """One look at every batch at time ``now`` (monotonic seconds)."""
+        max_age = self.interval / 2
+        pid = os.getpid()
+        for batch in list(_registry):
+            if batch.pid != pid:
+                continue
+            lines = batch.lines
+            try:
+                first = lines[0]
+            except IndexError:
+                batch.seen_first = None
+                continue
+            if not batch.thread.is_alive():
+                flush_batch(batch)
+                _registry.discard(batch)
+            elif first is batch.seen_first:
+                if now - batch.seen_at >= max_age:
+                    batch.seen_first = None
+                    flush_batch(batch)
+            else:
+                batch.seen_first = first
+                batch.seen_at = now
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def reset_after_fork(self) -> None:
+        self._thread = None
+        self._stop = threading.Event()
+        self._start_lock = threading.Lock()
+
+
+_flusher = Flusher()
+
+
+def set_flush_interval(seconds: float) -> None:
+    _flusher.interval = seconds
+
+
+def tick(now: float) -> None:
+    """Run one flusher pass at an injected time (for tests)."""
+    _flusher.tick(now)
+
+
+# ---------------------------------------------------------------- fork
+
+
+_held_for_fork: list[threading.Lock] = []
+
+
+def _before_fork() -> None:
+    # Write everything, then hold every batch lock and the sink lock across the fork so the
+    # child's memory holds no half-done flush. Lines appended after this point by other
+    # threads stay in the parent only (the child drops other threads' batches).
+    if not _registry_lock.acquire(timeout=LOCK_TIMEOUT):
+        return
+    _held_for_fork.append(_registry_lock)
+    for batch in list(_registry):
+        if batch.lock.acquire(timeout=LOCK_TIMEOUT):
+            _held_for_fork.append(batch.lock)
+            lines = batch.lines
+            count = len(lines)
+            if count and batch.pid == os.getpid():
+                data = "".join(lines[:count])
+                del lines[:count]
+                _write(data, count)
+    if _sink.lock.acquire(timeout=LOCK_TIMEOUT):
+        _held_for_fork.append(_sink.lock)
+
+
+def _after_fork_parent() -> None:
+    while _held_for_fork:
+        _held_for_fork.pop().release()
+
+
+def _after_fork_child() -> None:
+    # Never touch a lock inherited from the parent: build new ones.
+    global _registry_lock, _lost_unannounced
+    _held_for_fork.clear()
+    _registry_lock = threading.Lock()
+    _registry.clear()
+    _guard.__dict__.clear()
+    _sink.reset_after_fork()
+    counters.reset_after_fork()
+    reset_reports()
+    _lost_unannounced = 0
+    _flusher.reset_after_fork()
+    batch = getattr(_tls, "batch", None)
+    if batch is not None:  # the forking thread's own batch carries on in the child
+        batch.lock = threading.Lock()
+        batch.pid = os.getpid()
+        batch.thread = threading.current_thread()
+        batch.seen_first = None
+        _registry.add(batch)
+        _flusher.ensure_running()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_parent, after_in_child=_after_fork_child)
+
+
+# ---------------------------------------------------------------- exit
+
+_exit_hooks: list[Callable[[], None]] = []
+
+
+def on_exit(hook: Callable[[], None]) -> None:
+    """Run ``hook`` at interpreter exit, after the final flush."""
+    _exit_hooks.append(hook)
+
+
+def _at_exit() -> None:
+    # Non-daemon threads have been joined by now; daemon threads may still be logging.
+    _flusher.stop()
+    flush_all()
+    for hook in _exit_hooks:
+        try:
+            hook()
+        except Exception as exc:  # noqa: BLE001
+            report("exit", f"exit hook failed: {type(exc).__name__}: {exc}")
+    flush_all()
+
+
+atexit.register(_at_exit)

@@ -1,0 +1,193 @@
+"""Loggers: per-level methods decided once, when the configuration or level changes.
+
+A logger's ``debug`` / ``info`` / ... are instance attributes, rebuilt whenever the
+configuration or the logger's level changes. A level that is filtered out gets
+``_DISABLED``, a C-level callable that accepts any arguments and does nothing, so a
+filtered call costs one attribute lookup and one C call: no Python frame at all. An
+enabled level gets a closure that holds everything it needs in cells (renderer, batch
+size, thread-local storage), so the hot path reads no globals.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from . import _config, _engine
+from ._levels import CRITICAL, DEBUG, ERROR, INFO, WARNING, level_name, parse_level
+from ._render import internal_error, make_emitter
+
+# str.format of an empty string: accepts any positional and keyword arguments, formats
+# nothing, allocates nothing new (returns the interned ''). The cheapest no-op in CPython.
+_DISABLED: Callable[..., Any] = "".format
+
+_METHODS = (("debug", DEBUG), ("info", INFO), ("warning", WARNING), ("error", ERROR), ("critical", CRITICAL))
+
+
+class _Core:
+    """What loggers of one name share: the name and the level set on it, if any."""
+
+    __slots__ = ("name", "level", "views", "__weakref__")
+
+    def __init__(self, name: str, level: int | None) -> None:
+        self.name = name
+        self.level = level
+        self.views: weakref.WeakSet[Logger] = weakref.WeakSet()
+
+
+class Logger:
+    """A named logger, possibly carrying bound fields. Get one with :func:`get_logger`.
+
+    Every method takes ``(msg, *args, exc_info=None, **fields)``: ``msg % args`` is applied
+    only when the record is enabled; keyword arguments become structured fields.
+    """
+
+    __slots__ = ("_core", "_bound", "debug", "info", "warning", "warn", "error", "critical", "exception", "__weakref__")
+
+    debug: Callable[..., None]
+    info: Callable[..., None]
+    warning: Callable[..., None]
+    warn: Callable[..., None]
+    error: Callable[..., None]
+    critical: Callable[..., None]
+    exception: Callable[..., None]
+
+    def __init__(self, core: _Core, bound: dict[str, Any]) -> None:
+        self._core = core
+        self._bound = bound
+        core.views.add(self)
+        _all_views.add(self)
+        self._build(_config.current())
+
+    def _build(self, config: _config.Config) -> None:
+        level = self.level_for(config)
+        threshold = 1 if _config.exiting() else config.batch_size
+        name = self._core.name
+        for attr, num in _METHODS:
+            if num < level:
+                setattr(self, attr, _DISABLED)
+                continue
+            emit = make_emitter(
+                config.format, level_name(num), name, self._bound, config.max_value_length,
+                1 if num >= ERROR else threshold,
+            )
+            setattr(self, attr, emit)
+        self.warn = self.warning
+        error = self.error
+        if error is _DISABLED:
+            self.exception = _DISABLED
+        else:
+
+            def exception(msg: object, /, *args: Any, exc_info: object = True, **fields: Any) -> None:
+                error(msg, *args, exc_info=exc_info, **fields)
+
+            self.exception = exception
+
+    # ------------------------------------------------------------ public API
+
+    @property
+    def name(self) -> str:
+        """The logger's name."""
+        return self._core.name
+
+    @property
+    def level(self) -> int:
+        """The effective minimum level (the logger's own, else the configured one)."""
+        return self.level_for(_config.current())
+
+    def level_for(self, config: _config.Config) -> int:
+        own = self._core.level
+        return config.level if own is None else own
+
+    def set_level(self, level: int | str | None) -> None:
+        """Change this logger's minimum level now, for it and every logger bound from it.
+        ``None`` makes it follow the configured level again.
+
+        Raises:
+            ValueError, TypeError: an unknown level.
+        """
+        self._core.level = None if level is None else parse_level(level)
+        config = _config.current()
+        for view in list(self._core.views):
+            view._build(config)
+
+    setLevel = set_level  # noqa: N815 - stdlib spelling, for code moving from logging
+
+    def is_enabled_for(self, level: int | str) -> bool:
+        """Whether a record at ``level`` would be written."""
+        return parse_level(level) >= self.level
+
+    isEnabledFor = is_enabled_for  # noqa: N815
+
+    def log(self, level: int | str, msg: object, /, *args: Any, exc_info: object = None, **fields: Any) -> None:
+        """Log at ``level`` (a name or a number)."""
+        try:
+            num = parse_level(level)
+        except (TypeError, ValueError) as exc:
+            internal_error(exc)
+            return
+        for attr, method_level in reversed(_METHODS):
+            if num == method_level:
+                getattr(self, attr)(msg, *args, exc_info=exc_info, **fields)
+                return
+        if num < self.level:
+            return
+        config = _config.current()
+        emit = make_emitter(
+            config.format, level_name(num), self._core.name, self._bound, config.max_value_length,
+            1 if num >= ERROR else config.batch_size,
+        )
+        emit(msg, *args, exc_info=exc_info, **fields)
+
+    def bind(self, **fields: Any) -> Logger:
+        """A logger of the same name that adds ``fields`` to every record (call fields of the
+        same name win). Values are rendered now, when bound."""
+        return Logger(self._core, {**self._bound, **fields})
+
+    def __repr__(self) -> str:
+        return f"<kakashi.Logger {self._core.name!r} level={level_name(self.level)}>"
+
+
+_all_views: weakref.WeakSet[Logger] = weakref.WeakSet()
+_cache: dict[str, Logger] = {}
+_cache_lock = threading.Lock()
+
+
+def _rebuild_all(config: _config.Config) -> None:
+    for view in list(_all_views):
+        view._build(config)
+
+
+_config.add_listener(_rebuild_all)
+
+
+def get_logger(name: str | None = None, min_level: int | str | None = None) -> Logger:
+    """The logger called ``name`` (the calling module's ``__name__`` when omitted).
+
+    Loggers are cached by name. ``min_level`` sets that logger's own level (as
+    :meth:`Logger.set_level` does); without it the logger follows ``configure(level=...)``.
+    """
+    if name is None:
+        name = sys._getframe(1).f_globals.get("__name__", "root")
+    elif not isinstance(name, str):
+        raise TypeError(f"logger name must be a str, not {type(name).__name__}")
+    logger = _cache.get(name)
+    if logger is None:
+        with _cache_lock:
+            logger = _cache.get(name)
+            if logger is None:
+                level = None if min_level is None else parse_level(min_level)
+                logger = _cache[name] = Logger(_Core(name, level), {})
+                return logger
+    if min_level is not None:
+        logger.set_level(min_level)
+    return logger
+
+
+def clear_logger_cache() -> None:
+    """Forget cached loggers; existing ones keep working and keep following configure()."""
+    with _cache_lock:
+        _cache.clear()

@@ -1,0 +1,222 @@
+"""Turning arbitrary values into safe text: escaping, quoting, truncation, JSON encoding.
+
+Every function here accepts anything and never raises an ``Exception``: a value whose
+``__str__`` raises becomes a placeholder, a cycle becomes ``"<cycle>"``, a huge string is
+cut with a marker. Control characters, line and paragraph separators, bidi overrides and
+lone surrogates are escaped, so user data cannot start a new line, forge a record or send
+terminal escapes (P7).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+# Characters escaped in every format: C0 controls, DEL, C1 controls (0x9b is an 8-bit CSI),
+# zero-width and bidi formatting characters, line/paragraph separators, BOM, lone surrogates.
+_UNSAFE_CLASS = (
+    "\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff"
+)
+_UNSAFE = re.compile(f"[{_UNSAFE_CLASS}]")
+# logfmt values are quoted when they hold any of these (or an unsafe character), or are empty.
+NEEDS_QUOTE = re.compile(f'[\\s"=\\\\{_UNSAFE_CLASS}]')
+_KEY_BAD = re.compile(r"[^A-Za-z0-9_.:@/\-]")
+
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+RESERVED_KEYS = frozenset({"timestamp", "level", "logger", "message", "exception"})
+RESERVED_PREFIX = "field_"
+
+DEFAULT_MAX_LENGTH = 32768
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    ch = match.group()
+    short = _SHORT_ESCAPES.get(ch)
+    if short is not None:
+        return short
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def _json_escape_char(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def truncate(text: str, limit: int) -> str:
+    """Cut ``text`` to ``limit`` characters, saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}...[truncated {len(text) - limit} chars]"
+
+
+def escape_text(text: str) -> str:
+    """Escape the characters that could break a line or a terminal; nothing else."""
+    return _UNSAFE.sub(_escape_char, text)
+
+
+def safe_str(value: object, limit: int = DEFAULT_MAX_LENGTH) -> str:
+    """``str(value)``, or a placeholder if that raises; cut at ``limit``."""
+    try:
+        text = value if type(value) is str else str(value)
+    except Exception as exc:  # noqa: BLE001 - any user __str__ may fail
+        text = f"<unprintable {type(value).__name__}: {type(exc).__name__}>"
+    return truncate(text, limit)
+
+
+def format_message(msg: object, args: tuple[Any, ...], limit: int) -> str:
+    """Apply %-args to ``msg`` like stdlib logging does and cut the result (not escaped).
+
+    A mismatch between the format and its arguments does not raise: the message is kept
+    with the arguments appended, so nothing the caller passed is lost.
+    """
+    text = safe_str(msg, limit * 4)
+    if args:
+        if len(args) == 1 and isinstance(args[0], Mapping) and args[0]:
+            args = args[0]  # type: ignore[assignment]  # stdlib's "%(name)s" form
+        try:
+            text = text % args
+        except Exception as exc:  # noqa: BLE001 - a bad format must not reach the caller
+            shown = ", ".join(safe_str(a, 256) for a in (args if isinstance(args, tuple) else (args,)))
+            text = f"{text} <format error {type(exc).__name__}; args: {shown}>"
+    return truncate(text, limit)
+
+
+def sanitize_key(key: object) -> str:
+    """A field name that is safe in every format; reserved names get the ``field_`` prefix."""
+    text = safe_str(key, 128)
+    text = _KEY_BAD.sub("_", text) or "_"
+    if text in RESERVED_KEYS:
+        text = RESERVED_PREFIX + text
+    return text
+
+
+# ---------------------------------------------------------------- logfmt / text values
+
+
+def logfmt_str(text: str, limit: int = DEFAULT_MAX_LENGTH) -> str:
+    """A string as a logfmt value: bare when it is safe, else double-quoted and escaped
+    (the quoted form is a JSON string literal, which is also valid logfmt)."""
+    if len(text) > limit:
+        text = truncate(text, limit)
+    if text and NEEDS_QUOTE.search(text) is None:
+        return text
+    return json_str(text, limit)
+
+
+def logfmt_value(value: object, limit: int = DEFAULT_MAX_LENGTH) -> str:
+    """Any value as a logfmt value (containers as compact JSON, then quoted)."""
+    cls = type(value)
+    if cls is str:
+        return logfmt_str(value, limit)  # type: ignore[arg-type]
+    if cls is int:
+        return str(value)
+    if cls is bool:
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if cls is float:
+        return repr(value) if math.isfinite(value) else str(value)  # type: ignore[arg-type]
+    if cls in (dict, list, tuple):
+        return logfmt_str(dumps(value, limit), limit)
+    return logfmt_str(safe_str(value, limit), limit)
+
+
+# ---------------------------------------------------------------- JSON values
+
+c_encode_str: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+
+def json_str(text: str, limit: int = DEFAULT_MAX_LENGTH) -> str:
+    """A string as a JSON string literal that is also safe on one physical line."""
+    if len(text) > limit:
+        text = truncate(text, limit)
+    out = c_encode_str(text)
+    if text.isascii():  # O(1) in CPython: only DEL can still need escaping
+        return out.replace("\x7f", "\\u007f") if "\x7f" in out else out
+    return _UNSAFE.sub(_json_escape_char, out)
+
+
+def _default(value: object) -> str:
+    return safe_str(value)
+
+
+_std_encoder = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_default
+).encode
+
+try:  # orjson is an optional speed-up ("kakashi[json]"); the output is the same either way
+    import orjson as _orjson
+
+    _ORJSON_OPTS = _orjson.OPT_NON_STR_KEYS
+
+    def _fast_dumps(value: object) -> str:
+        return _orjson.dumps(value, default=_default, option=_ORJSON_OPTS).decode()
+
+except ImportError:  # pragma: no cover - depends on the environment
+    _fast_dumps = _std_encoder
+
+MAX_DEPTH = 32
+
+
+def _plain(value: object, depth: int, seen: set[int]) -> object:
+    """Rebuild ``value`` from JSON types only, with placeholders for what cannot be encoded."""
+    cls = type(value)
+    if cls is str or cls is int or cls is bool or value is None:
+        return value
+    if cls is float:
+        return value if math.isfinite(value) else None  # type: ignore[arg-type]
+    if isinstance(value, (dict, list, tuple)):
+        if depth >= MAX_DEPTH:
+            return "<max depth>"
+        if id(value) in seen:
+            return "<cycle>"
+        seen.add(id(value))
+        try:
+            if isinstance(value, dict):
+                return {
+                    (k if type(k) is str else safe_str(k, 256)): _plain(v, depth + 1, seen)
+                    for k, v in list(value.items())
+                }
+            return [_plain(v, depth + 1, seen) for v in list(value)]
+        finally:
+            seen.discard(id(value))
+    return safe_str(value)
+
+
+def dumps(value: object, limit: int = DEFAULT_MAX_LENGTH) -> str:
+    """Compact JSON for any value; never raises; output longer than ``limit`` becomes a
+    truncated JSON string. Non-finite floats become ``null`` (JSON has no NaN)."""
+    try:
+        out = _fast_dumps(value)
+    except Exception:  # noqa: BLE001 - cycles, NaN, depth, odd keys: take the careful road
+        try:
+            out = _std_encoder(_plain(value, 0, set()))
+        except Exception:  # noqa: BLE001
+            out = c_encode_str(safe_str(value, limit))
+    if len(out) > limit:
+        return c_encode_str(truncate(out, limit))
+    if not out.isascii() or "\x7f" in out:
+        out = _UNSAFE.sub(_json_escape_char, out)
+    return out
+
+
+def json_value(value: object, limit: int = DEFAULT_MAX_LENGTH) -> str:
+    """Any value as a JSON value literal."""
+    cls = type(value)
+    if cls is str:
+        return json_str(value, limit)  # type: ignore[arg-type]
+    if cls is int:
+        return str(value)
+    if cls is bool:
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if cls is float:
+        return repr(value) if math.isfinite(value) else "null"  # type: ignore[arg-type]
+    if cls in (dict, list, tuple):
+        return dumps(value, limit)
+    return json_str(safe_str(value, limit), limit)

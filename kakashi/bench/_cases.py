@@ -1,0 +1,211 @@
+"""One benchmark case in one fresh process: ``python _cases.py LIB CASE N OUT``.
+
+Standalone on purpose (it imports nothing from kakashi's benchmark package), so the same
+file can run under another interpreter, e.g. a virtual environment holding kakashi 0.2.2.
+Prints one JSON object: the timed nanoseconds per call and how many lines the case must
+have written to OUT. The caller counts the lines actually written.
+
+Every case writes an equivalent line: UTC timestamp with milliseconds (or finer), level,
+logger name, message, and in the ``fields`` case the three fields.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from typing import Any, Callable
+
+MSG = "user logged in"
+WARMUP = 1000
+STD_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+STD_FIELDS_FORMAT = STD_FORMAT + " user_id=%(user_id)s ip=%(ip)s path=%(path)s"
+
+
+class Setup:
+    """What a library's set-up returns: ways to log, and the final flush."""
+
+    def __init__(self, info: Callable[..., Any], debug: Callable[..., Any],
+                 info_fields: Callable[[int], Any], flush: Callable[[], Any],
+                 finish: Callable[[], Any] | None = None) -> None:
+        self.info, self.debug, self.info_fields, self.flush = info, debug, info_fields, flush
+        # The final flush, inside the timed region: everything is in the file after it.
+        self.finish = finish or flush
+
+
+def setup_stdlib(out: str, case: str, module: Any = None) -> Setup:
+    import logging
+    mod = module or logging
+    handler = mod.FileHandler(out)
+    formatter = mod.Formatter(STD_FIELDS_FORMAT if case == "fields" else STD_FORMAT)
+    if hasattr(formatter, "converter"):  # picologging's Formatter has no converter
+        formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
+    log = mod.getLogger("bench")
+    log.handlers[:] = [handler]
+    log.setLevel(mod.INFO)
+    log.propagate = False
+    if case == "async" and module is None:
+        import logging.handlers
+        import queue
+        q: queue.Queue[Any] = queue.Queue(10000)
+        listener = logging.handlers.QueueListener(q, handler)
+        log.handlers[:] = [logging.handlers.QueueHandler(q)]
+        listener.start()
+
+        def flush() -> None:
+            listener.stop()
+            handler.flush()
+    else:
+        flush = handler.flush
+    return Setup(log.info, log.debug,
+                 lambda i: log.info(MSG, extra={"user_id": i, "ip": "10.0.0.1", "path": "/api/v1/users"}), flush)
+
+
+def setup_picologging(out: str, case: str) -> Setup:
+    import picologging
+    return setup_stdlib(out, case, picologging)
+
+
+def setup_structlog(out: str, case: str) -> Setup:
+    import logging
+
+    import structlog
+    stream = open(out, "a")  # noqa: SIM115 - closed at exit
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.KeyValueRenderer(key_order=["timestamp", "level", "event"]),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        logger_factory=structlog.WriteLoggerFactory(file=stream),
+        cache_logger_on_first_use=True,
+    )
+    log = structlog.get_logger("bench")
+    return Setup(log.info, log.debug,
+                 lambda i: log.info(MSG, user_id=i, ip="10.0.0.1", path="/api/v1/users"), stream.flush)
+
+
+def setup_loguru(out: str, case: str) -> Setup:
+    from loguru import logger
+    logger.remove()
+    logger.add(out, level="INFO", enqueue=(case == "async"), catch=False,
+               format="{time:YYYY-MM-DDTHH:mm:ss.SSS!UTC}Z {level} {name}: {message} {extra}")
+    log = logger.bind()
+
+    return Setup(log.info, log.debug,
+                 lambda i: log.info(MSG, user_id=i, ip="10.0.0.1", path="/api/v1/users"),
+                 logger.complete, logger.remove)  # remove() closes (and so flushes) the file
+
+
+def setup_kakashi(out: str, case: str) -> Setup:
+    import kakashi
+    kakashi.configure(sink=out, level="INFO", format="text")
+    log = kakashi.get_async_logger("bench") if case == "async" else kakashi.get_logger("bench")
+    return Setup(log.info, log.debug,
+                 lambda i: log.info(MSG, user_id=i, ip="10.0.0.1", path="/api/v1/users"), kakashi.flush)
+
+
+def setup_kakashi022(out: str, case: str) -> Setup:
+    # kakashi 0.2.2 writes to sys.stderr only; point it at the file.
+    sys.stderr = open(out, "a", buffering=1 << 16)  # noqa: SIM115
+    import kakashi
+    log = kakashi.get_async_logger("bench") if case == "async" else kakashi.get_logger("bench")
+    if case == "async":
+        def flush() -> None:
+            kakashi.shutdown_async_logging()
+            sys.stderr.flush()
+    else:
+        loggers: list[Any] = []
+
+        def flush() -> None:  # 0.2.2 flushes only the calling thread's batch
+            log.flush()
+            for other in loggers:
+                other.flush()
+            sys.stderr.flush()
+    return Setup(log.info, log.debug,
+                 lambda i: log.info(MSG, user_id=i, ip="10.0.0.1", path="/api/v1/users"), flush)
+
+
+SETUPS = {
+    "stdlib": setup_stdlib,
+    "picologging": setup_picologging,
+    "structlog": setup_structlog,
+    "loguru": setup_loguru,
+    "kakashi": setup_kakashi,
+    "kakashi-0.2.2": setup_kakashi022,
+}
+
+
+def run(lib: str, case: str, n: int, out: str) -> dict[str, Any]:
+    s = SETUPS[lib](out, case)
+    info, debug, info_fields = s.info, s.debug, s.info_fields
+    for i in range(WARMUP):
+        info_fields(i) if case == "fields" else info(MSG)
+    s.flush()
+    expected = WARMUP
+    if case == "plain" or case == "async":
+        start = time.perf_counter_ns()
+        for _ in range(n):
+            info(MSG)
+        s.finish()
+        elapsed = time.perf_counter_ns() - start
+        expected += n
+    elif case == "fields":
+        start = time.perf_counter_ns()
+        for i in range(n):
+            info_fields(i)
+        s.finish()
+        elapsed = time.perf_counter_ns() - start
+        expected += n
+    elif case == "filtered":
+        start = time.perf_counter_ns()
+        for _ in range(n):
+            debug(MSG)
+        elapsed = time.perf_counter_ns() - start
+    elif case == "threads4":
+        per_thread = n // 4
+        barrier = threading.Barrier(5)
+
+        def work() -> None:
+            barrier.wait()
+            for _ in range(per_thread):
+                info(MSG)
+
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for t in threads:
+            t.start()
+        barrier.wait()
+        start = time.perf_counter_ns()
+        for t in threads:
+            t.join()
+        s.finish()
+        elapsed = time.perf_counter_ns() - start
+        n = per_thread * 4
+        expected += n
+    elif case == "memory":
+        import tracemalloc
+        tracemalloc.start()
+        base = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        start = time.perf_counter_ns()
+        for _ in range(n):
+            info(MSG)
+        s.finish()
+        elapsed = time.perf_counter_ns() - start
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        expected += n
+        return {"ns_per_call": elapsed / n, "expected": expected, "peak_growth_mb": (peak - base) / 2**20}
+    else:
+        raise SystemExit(f"unknown case {case!r}")
+    return {"ns_per_call": elapsed / n, "expected": expected}
+
+
+if __name__ == "__main__":
+    lib_arg, case_arg, n_arg, out_arg = sys.argv[1:5]
+    result = run(lib_arg, case_arg, int(n_arg), out_arg)
+    sys.__stdout__.write(json.dumps(result) + "\n")  # type: ignore[union-attr]
+    sys.__stdout__.flush()  # type: ignore[union-attr]
