@@ -42,7 +42,9 @@ _exiting = False
 
 def _check_format(value: object) -> str:
     if not isinstance(value, str):
-        raise TypeError(f"format must be a str, not {type(value).__name__} ({value!r}); valid formats: {', '.join(FORMATS)}")
+        raise TypeError(
+            f"format must be a str, not {type(value).__name__} ({value!r}); valid formats: {', '.join(FORMATS)}"
+        )
     fmt = value.strip().lower()
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {value!r}; valid formats: {', '.join(FORMATS)}")

@@ -36,15 +36,13 @@ LOCK_TIMEOUT = 5.0
 class Batch:
     """One thread's pending lines. ``lines`` is appended to by the owner only."""
 
-    __slots__ = ("lines", "lock", "pid", "thread", "seen_first", "seen_at", "__weakref__")
+    __slots__ = ("__weakref__", "lines", "lock", "pid", "thread")
 
     def __init__(self, thread: threading.Thread) -> None:
         self.lines: list[str] = []
         self.lock = threading.Lock()
         self.pid = os.getpid()
         self.thread = thread
-        self.seen_first: str | None = None  # flusher only: the first line at its last look
-        self.seen_at = 0.0
 
 
 class _ThreadExit:
@@ -189,6 +187,8 @@ class Flusher:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._start_lock = threading.Lock()
+        # Flusher thread only: per batch, the first line at the last look and when that was.
+        self._seen: dict[Batch, tuple[str, float]] = {}
 
     def ensure_running(self) -> None:
         thread = self._thread
@@ -216,30 +216,36 @@ class Flusher:
         """One look at every batch at time ``now`` (monotonic seconds)."""
         max_age = self.interval / 2
         pid = os.getpid()
+        seen = self._seen
         for batch in list(_registry):
             if batch.pid != pid:
                 continue
-            lines = batch.lines
             try:
-                first = lines[0]
+                first = batch.lines[0]
             except IndexError:
-                batch.seen_first = None
+                seen.pop(batch, None)
                 continue
             if not batch.thread.is_alive():
                 flush_batch(batch)
                 _registry.discard(batch)
-            elif first is batch.seen_first:
-                if now - batch.seen_at >= max_age:
-                    batch.seen_first = None
+                seen.pop(batch, None)
+                continue
+            # The same line object still first means nothing was written since we looked:
+            # it has waited at least since then. (We hold a reference, so a new line can
+            # never reuse its identity.)
+            last = seen.get(batch)
+            if last is not None and last[0] is first:
+                if now - last[1] >= max_age:
+                    del seen[batch]
                     flush_batch(batch)
             else:
-                batch.seen_first = first
-                batch.seen_at = now
+                seen[batch] = (first, now)
 
     def stop(self) -> None:
         self._stop.set()
 
     def reset_after_fork(self) -> None:
+        self._seen = {}
         self._thread = None
         self._stop = threading.Event()
         self._start_lock = threading.Lock()
@@ -252,35 +258,41 @@ def set_flush_interval(seconds: float) -> None:
     _flusher.interval = seconds
 
 
-def tick(now: float) -> None:
-    """Run one flusher pass at an injected time (for tests)."""
-    _flusher.tick(now)
-
-
 # ---------------------------------------------------------------- fork
 
 
 _held_for_fork: list[threading.Lock] = []
 
 
+# The longest a fork waits for kakashi's locks, in total. A thread stuck inside a slow
+# sink must not stall os.fork(): the child gets fresh locks either way.
+FORK_WAIT = 2.0
+
+
 def _before_fork() -> None:
     # Write everything, then hold every batch lock and the sink lock across the fork so the
     # child's memory holds no half-done flush. Lines appended after this point by other
     # threads stay in the parent only (the child drops other threads' batches).
-    if not _registry_lock.acquire(timeout=LOCK_TIMEOUT):
+    deadline = time.monotonic() + FORK_WAIT
+
+    def take(lock: threading.Lock) -> bool:
+        if lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            _held_for_fork.append(lock)
+            return True
+        return False
+
+    if not take(_registry_lock):
         return
-    _held_for_fork.append(_registry_lock)
+    pid = os.getpid()
     for batch in list(_registry):
-        if batch.lock.acquire(timeout=LOCK_TIMEOUT):
-            _held_for_fork.append(batch.lock)
+        if take(batch.lock) and batch.pid == pid:
             lines = batch.lines
             count = len(lines)
-            if count and batch.pid == os.getpid():
+            if count:
                 data = "".join(lines[:count])
                 del lines[:count]
                 _write(data, count)
-    if _sink.lock.acquire(timeout=LOCK_TIMEOUT):
-        _held_for_fork.append(_sink.lock)
+    take(_sink.lock)
 
 
 def _after_fork_parent() -> None:
@@ -305,7 +317,6 @@ def _after_fork_child() -> None:
         batch.lock = threading.Lock()
         batch.pid = os.getpid()
         batch.thread = threading.current_thread()
-        batch.seen_first = None
         _registry.add(batch)
         _flusher.ensure_running()
 

@@ -44,7 +44,5 @@ def parse_level(value: object) -> int:
         return value
     found = _BY_NAME.get(value.strip().upper())
     if found is None:
-        raise ValueError(
-            f"unknown level {value!r}; valid levels: {', '.join(LEVEL_NAMES.values())} (or an int)"
-        )
+        raise ValueError(f"unknown level {value!r}; valid levels: {', '.join(LEVEL_NAMES.values())} (or an int)")
     return found

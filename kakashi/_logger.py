@@ -16,7 +16,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from . import _config, _engine
+from . import _config
 from ._levels import CRITICAL, DEBUG, ERROR, INFO, WARNING, level_name, parse_level
 from ._render import internal_error, make_emitter
 
@@ -30,7 +30,7 @@ _METHODS = (("debug", DEBUG), ("info", INFO), ("warning", WARNING), ("error", ER
 class _Core:
     """What loggers of one name share: the name and the level set on it, if any."""
 
-    __slots__ = ("name", "level", "views", "__weakref__")
+    __slots__ = ("__weakref__", "level", "name", "views")
 
     def __init__(self, name: str, level: int | None) -> None:
         self.name = name
@@ -45,7 +45,7 @@ class Logger:
     only when the record is enabled; keyword arguments become structured fields.
     """
 
-    __slots__ = ("_core", "_bound", "debug", "info", "warning", "warn", "error", "critical", "exception", "__weakref__")
+    __slots__ = ("__weakref__", "_bound", "_core", "critical", "debug", "error", "exception", "info", "warn", "warning")
 
     debug: Callable[..., None]
     info: Callable[..., None]
@@ -71,7 +71,11 @@ class Logger:
                 setattr(self, attr, _DISABLED)
                 continue
             emit = make_emitter(
-                config.format, level_name(num), name, self._bound, config.max_value_length,
+                config.format,
+                level_name(num),
+                name,
+                self._bound,
+                config.max_value_length,
                 1 if num >= ERROR else threshold,
             )
             setattr(self, attr, emit)
@@ -137,7 +141,11 @@ class Logger:
             return
         config = _config.current()
         emit = make_emitter(
-            config.format, level_name(num), self._core.name, self._bound, config.max_value_length,
+            config.format,
+            level_name(num),
+            self._core.name,
+            self._bound,
+            config.max_value_length,
             1 if num >= ERROR else config.batch_size,
         )
         emit(msg, *args, exc_info=exc_info, **fields)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 import time
 import traceback
-from types import SimpleNamespace
 from collections.abc import Callable, Mapping
+from types import SimpleNamespace
 from typing import Any
 
 from . import _engine
@@ -75,7 +75,7 @@ def exc_triple(exc_info: object) -> tuple[type[BaseException], BaseException, An
     if isinstance(exc_info, BaseException):
         return type(exc_info), exc_info, exc_info.__traceback__
     if isinstance(exc_info, tuple) and len(exc_info) == 3 and isinstance(exc_info[1], BaseException):
-        return exc_info  # type: ignore[return-value]
+        return exc_info
     return None
 
 

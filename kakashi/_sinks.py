@@ -6,6 +6,7 @@ it or raises; the engine calls it under ``sink.lock`` and handles the failure (P
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import sys
@@ -111,10 +112,8 @@ class FileSink(Sink):
     def close(self) -> None:
         fd, self._fd = self._fd, None
         if fd is not None:
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
     def fileno(self) -> int | None:
         return self._fd
@@ -160,4 +159,3 @@ def make_sink(spec: object) -> Sink:
         f"invalid sink {spec!r}: use 'stderr', 'stdout', a path, an object with write(str), "
         "or a callable taking a string"
     )
-

@@ -13,13 +13,12 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping
+from enum import Enum
 from typing import Any
 
 # Characters escaped in every format: C0 controls, DEL, C1 controls (0x9b is an 8-bit CSI),
 # zero-width and bidi formatting characters, line/paragraph separators, BOM, lone surrogates.
-_UNSAFE_CLASS = (
-    "\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff"
-)
+_UNSAFE_CLASS = "\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff"
 _UNSAFE = re.compile(f"[{_UNSAFE_CLASS}]")
 # logfmt values are quoted when they hold any of these (or an unsafe character), or are empty.
 NEEDS_QUOTE = re.compile(f'[\\s"=\\\\{_UNSAFE_CLASS}]')
@@ -104,7 +103,7 @@ def logfmt_str(text: str, limit: int = DEFAULT_MAX_LENGTH) -> str:
         text = truncate(text, limit)
     if text and NEEDS_QUOTE.search(text) is None:
         return text
-    return json_str(text, limit)
+    return _json_quote(text)
 
 
 def logfmt_value(value: object, limit: int = DEFAULT_MAX_LENGTH) -> str:
@@ -127,37 +126,47 @@ def logfmt_value(value: object, limit: int = DEFAULT_MAX_LENGTH) -> str:
 
 # ---------------------------------------------------------------- JSON values
 
-c_encode_str: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+c_encode_str: Callable[[str], str] = json.encoder.encode_basestring
 
 
 def json_str(text: str, limit: int = DEFAULT_MAX_LENGTH) -> str:
     """A string as a JSON string literal that is also safe on one physical line."""
-    if len(text) > limit:
-        text = truncate(text, limit)
+    return _json_quote(truncate(text, limit) if len(text) > limit else text)
+
+
+def _json_quote(text: str) -> str:
     out = c_encode_str(text)
     if text.isascii():  # O(1) in CPython: only DEL can still need escaping
         return out.replace("\x7f", "\\u007f") if "\x7f" in out else out
     return _UNSAFE.sub(_json_escape_char, out)
 
 
-def _default(value: object) -> str:
+def _default(value: object) -> object:
+    # Enums as their value, everything else unknown as str(): what orjson does natively.
+    if isinstance(value, Enum):
+        return value.value
     return safe_str(value)
 
 
-_std_encoder = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_default
-).encode
+_std_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_default).encode
+
+# orjson spells negative exponents "1e-7" where Python's repr says "1e-07".
+_SHORT_EXPONENT = re.compile(r"[0-9]e-[0-9]")
 
 try:  # orjson is an optional speed-up ("kakashi[json]"); the output is the same either way
     import orjson as _orjson
 
-    _ORJSON_OPTS = _orjson.OPT_NON_STR_KEYS
+    # datetimes and dataclasses go through _default (str()), as with the stdlib encoder.
+    _ORJSON_OPTS = _orjson.OPT_NON_STR_KEYS | _orjson.OPT_PASSTHROUGH_DATETIME | _orjson.OPT_PASSTHROUGH_DATACLASS
 
     def _fast_dumps(value: object) -> str:
-        return _orjson.dumps(value, default=_default, option=_ORJSON_OPTS).decode()
+        out = _orjson.dumps(value, default=_default, option=_ORJSON_OPTS).decode()
+        # Rare: re-encode with the stdlib to keep Python's float spelling.
+        return _std_encoder(value) if _SHORT_EXPONENT.search(out) else out
 
 except ImportError:  # pragma: no cover - depends on the environment
-    _fast_dumps = _std_encoder
+    _fast_dumps = _std_encoder  # type: ignore[assignment]
+
 
 MAX_DEPTH = 32
 

@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 
 import kakashi
-from kakashi import _engine
+from kakashi import _engine, _stats
 
 
 @pytest.fixture(autouse=True)
 def reset_kakashi() -> Iterator[None]:
     """Every test starts and ends with the default configuration and nothing pending."""
     kakashi.configure()
+    _stats.reset_reports()
     yield
     kakashi.flush()
     kakashi.configure()
@@ -38,14 +39,19 @@ def read_lines(path: Path) -> list[str]:
     return data.splitlines()
 
 
-def run_python(code: str, *, timeout: float = 60, env: dict[str, str] | None = None,
-               cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_python(
+    code: str, *, timeout: float = 60, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``code`` in a fresh interpreter and return the finished process."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("KAKASHI_")}
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=cwd,
     )
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import kakashi
+
 from conftest import read_lines
 
 TS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
@@ -22,8 +23,13 @@ def test_all_is_sorted_and_importable() -> None:
 
 
 def test_legacy_level_constants_keep_their_values() -> None:
-    assert (kakashi.LOG_LEVEL_DEBUG, kakashi.LOG_LEVEL_INFO, kakashi.LOG_LEVEL_WARNING,
-            kakashi.LOG_LEVEL_ERROR, kakashi.LOG_LEVEL_CRITICAL) == (10, 20, 30, 40, 50)
+    assert (
+        kakashi.LOG_LEVEL_DEBUG,
+        kakashi.LOG_LEVEL_INFO,
+        kakashi.LOG_LEVEL_WARNING,
+        kakashi.LOG_LEVEL_ERROR,
+        kakashi.LOG_LEVEL_CRITICAL,
+    ) == (10, 20, 30, 40, 50)
 
 
 def test_get_logger_is_cached_by_name_and_defaults_to_module_name() -> None:
@@ -116,7 +122,10 @@ def test_log_accepts_names_numbers_and_custom_levels(log_path: Path) -> None:
     kakashi.flush()
     records = [json.loads(line) for line in read_lines(log_path)]
     assert [(r["level"], r["message"]) for r in records] == [
-        ("WARNING", "by name"), ("CRITICAL", "by number"), ("LEVEL25", "custom")]
+        ("WARNING", "by name"),
+        ("CRITICAL", "by number"),
+        ("LEVEL25", "custom"),
+    ]
     assert kakashi.stats()["internal_errors"] == errors + 1
 
 
@@ -162,8 +171,11 @@ def test_bind_adds_fields_and_call_fields_win(log_path: Path) -> None:
     log.bind(more=True).info("three")
     kakashi.flush()
     tails = [line.split(" message=", 1)[1] for line in read_lines(log_path)]
-    assert tails == ["one request_id=r1 user=u extra=1", "two request_id=r1 user=override",
-                     "three request_id=r1 user=u more=true"]
+    assert tails == [
+        "one request_id=r1 user=u extra=1",
+        "two request_id=r1 user=override",
+        "three request_id=r1 user=u more=true",
+    ]
 
 
 def test_msg_and_exc_info_names(log_path: Path) -> None:

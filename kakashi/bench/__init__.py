@@ -62,7 +62,10 @@ def run_once(python: str, lib: str, case: str, n: int, timeout: float) -> tuple[
         try:
             proc = subprocess.run(
                 [python, str(CASES_SCRIPT), lib, case, str(n), out],
-                capture_output=True, text=True, timeout=timeout, cwd=tmp,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                cwd=tmp,
             )
         except subprocess.TimeoutExpired:
             return float("nan"), 0, f"hung (killed after {timeout:.0f}s)", {}
@@ -143,8 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="runs per pair; the median is shown (>= 3)")
     parser.add_argument("--cases", default=",".join(DEFAULT_CASES), help=f"comma-separated, from: {', '.join(CASES)}")
     parser.add_argument("--libs", default=",".join(LIBRARIES), help="comma-separated libraries to compare")
-    parser.add_argument("--compare-0.2.2", dest="old_python", metavar="PYTHON",
-                        help="an interpreter with kakashi 0.2.2 installed, to add it to the table")
+    parser.add_argument(
+        "--compare-0.2.2",
+        dest="old_python",
+        metavar="PYTHON",
+        help="an interpreter with kakashi 0.2.2 installed, to add it to the table",
+    )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds before a run is killed")
     parser.add_argument("--json", metavar="FILE", help="also write the raw results as JSON")
     args = parser.parse_args(argv)
@@ -157,8 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     libs = [lib for lib in args.libs.split(",") if lib]
     runs = plan(libs, cases, args.old_python)
     missing = [lib for lib in libs if not available(lib)]
-    print(f"kakashi benchmark: {platform.python_implementation()} {platform.python_version()}, "
-          f"{os.cpu_count()} CPUs, {platform.machine()}, n={args.n:,}, median of {args.repeats}", flush=True)
+    print(
+        f"kakashi benchmark: {platform.python_implementation()} {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs, {platform.machine()}, n={args.n:,}, median of {args.repeats}",
+        flush=True,
+    )
     if missing:
         print(f"not installed, skipped: {', '.join(missing)} (pip install 'kakashi[bench]')", flush=True)
     results = measure(runs, args.n, args.repeats, args.timeout)

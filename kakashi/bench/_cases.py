@@ -15,7 +15,8 @@ import json
 import sys
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 MSG = "user logged in"
 WARMUP = 1000
@@ -26,9 +27,14 @@ STD_FIELDS_FORMAT = STD_FORMAT + " user_id=%(user_id)s ip=%(ip)s path=%(path)s"
 class Setup:
     """What a library's set-up returns: ways to log, and the final flush."""
 
-    def __init__(self, info: Callable[..., Any], debug: Callable[..., Any],
-                 info_fields: Callable[[int], Any], flush: Callable[[], Any],
-                 finish: Callable[[], Any] | None = None) -> None:
+    def __init__(
+        self,
+        info: Callable[..., Any],
+        debug: Callable[..., Any],
+        info_fields: Callable[[int], Any],
+        flush: Callable[[], Any],
+        finish: Callable[[], Any] | None = None,
+    ) -> None:
         self.info, self.debug, self.info_fields, self.flush = info, debug, info_fields, flush
         # The final flush, inside the timed region: everything is in the file after it.
         self.finish = finish or flush
@@ -36,6 +42,7 @@ class Setup:
 
 def setup_stdlib(out: str, case: str, module: Any = None) -> Setup:
     import logging
+
     mod = module or logging
     handler = mod.FileHandler(out)
     formatter = mod.Formatter(STD_FIELDS_FORMAT if case == "fields" else STD_FORMAT)
@@ -49,6 +56,7 @@ def setup_stdlib(out: str, case: str, module: Any = None) -> Setup:
     if case == "async" and module is None:
         import logging.handlers
         import queue
+
         q: queue.Queue[Any] = queue.Queue(10000)
         listener = logging.handlers.QueueListener(q, handler)
         log.handlers[:] = [logging.handlers.QueueHandler(q)]
@@ -59,12 +67,17 @@ def setup_stdlib(out: str, case: str, module: Any = None) -> Setup:
             handler.flush()
     else:
         flush = handler.flush
-    return Setup(log.info, log.debug,
-                 lambda i: log.info(MSG, extra={"user_id": i, "ip": "10.0.0.1", "path": "/api/v1/users"}), flush)
+    return Setup(
+        log.info,
+        log.debug,
+        lambda i: log.info(MSG, extra={"user_id": i, "ip": "10.0.0.1", "path": "/api/v1/users"}),
+        flush,
+    )
 
 
 def setup_picologging(out: str, case: str) -> Setup:
     import picologging
+
     return setup_stdlib(out, case, picologging)
 
 
@@ -72,6 +85,7 @@ def setup_structlog(out: str, case: str) -> Setup:
     import logging
 
     import structlog
+
     stream = open(out, "a")  # noqa: SIM115 - closed at exit
     structlog.configure(
         processors=[
@@ -84,36 +98,51 @@ def setup_structlog(out: str, case: str) -> Setup:
         cache_logger_on_first_use=True,
     )
     log = structlog.get_logger("bench")
-    return Setup(log.info, log.debug,
-                 lambda i: log.info(MSG, user_id=i, ip="10.0.0.1", path="/api/v1/users"), stream.flush)
+    return Setup(
+        log.info, log.debug, lambda i: log.info(MSG, user_id=i, ip="10.0.0.1", path="/api/v1/users"), stream.flush
+    )
 
 
 def setup_loguru(out: str, case: str) -> Setup:
     from loguru import logger
+
     logger.remove()
-    logger.add(out, level="INFO", enqueue=(case == "async"), catch=False,
-               format="{time:YYYY-MM-DDTHH:mm:ss.SSS!UTC}Z {level} {name}: {message} {extra}")
+    logger.add(
+        out,
+        level="INFO",
+        enqueue=(case == "async"),
+        catch=False,
+        format="{time:YYYY-MM-DDTHH:mm:ss.SSS!UTC}Z {level} {name}: {message} {extra}",
+    )
     log = logger.bind()
 
-    return Setup(log.info, log.debug,
-                 lambda i: log.info(MSG, user_id=i, ip="10.0.0.1", path="/api/v1/users"),
-                 logger.complete, logger.remove)  # remove() closes (and so flushes) the file
+    return Setup(
+        log.info,
+        log.debug,
+        lambda i: log.info(MSG, user_id=i, ip="10.0.0.1", path="/api/v1/users"),
+        logger.complete,
+        logger.remove,
+    )  # remove() closes (and so flushes) the file
 
 
 def setup_kakashi(out: str, case: str) -> Setup:
     import kakashi
+
     kakashi.configure(sink=out, level="INFO", format="text")
     log = kakashi.get_async_logger("bench") if case == "async" else kakashi.get_logger("bench")
-    return Setup(log.info, log.debug,
-                 lambda i: log.info(MSG, user_id=i, ip="10.0.0.1", path="/api/v1/users"), kakashi.flush)
+    return Setup(
+        log.info, log.debug, lambda i: log.info(MSG, user_id=i, ip="10.0.0.1", path="/api/v1/users"), kakashi.flush
+    )
 
 
 def setup_kakashi022(out: str, case: str) -> Setup:
     # kakashi 0.2.2 writes to sys.stderr only; point it at the file.
     sys.stderr = open(out, "a", buffering=1 << 16)  # noqa: SIM115
     import kakashi
+
     log = kakashi.get_async_logger("bench") if case == "async" else kakashi.get_logger("bench")
     if case == "async":
+
         def flush() -> None:
             kakashi.shutdown_async_logging()
             sys.stderr.flush()
@@ -121,12 +150,12 @@ def setup_kakashi022(out: str, case: str) -> Setup:
         loggers: list[Any] = []
 
         def flush() -> None:  # 0.2.2 flushes only the calling thread's batch
-            log.flush()
+            log.flush()  # type: ignore[attr-defined]
             for other in loggers:
                 other.flush()
             sys.stderr.flush()
-    return Setup(log.info, log.debug,
-                 lambda i: log.info(MSG, user_id=i, ip="10.0.0.1", path="/api/v1/users"), flush)
+
+    return Setup(log.info, log.debug, lambda i: log.info(MSG, user_id=i, ip="10.0.0.1", path="/api/v1/users"), flush)
 
 
 SETUPS = {
@@ -187,6 +216,7 @@ def run(lib: str, case: str, n: int, out: str) -> dict[str, Any]:
         expected += n
     elif case == "memory":
         import tracemalloc
+
         tracemalloc.start()
         base = tracemalloc.get_traced_memory()[0]
         tracemalloc.reset_peak()

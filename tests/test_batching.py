@@ -1,0 +1,213 @@
+"""Thread-local batching: exactly once, order, bounded delay, ERROR flush, failures (R1-R3, R8, R15, R17)."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import kakashi
+from kakashi import _engine
+
+from conftest import read_lines, seq_check
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_r1_sixteen_threads_every_line_once_in_order(log_path: Path, fmt: str) -> None:
+    threads_n, per_thread = 16, 10_000
+    kakashi.configure(sink=log_path, batch_size=64, format=fmt)
+    log = kakashi.get_logger("r1")
+    barrier = threading.Barrier(threads_n)
+
+    def work(tid: int) -> None:
+        barrier.wait()
+        for i in range(per_thread):
+            log.info("line", t=tid, i=i, pad="x" * (i % 50))
+
+    threads = [threading.Thread(target=work, args=(tid,)) for tid in range(threads_n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(100)
+    kakashi.flush()
+    lines = read_lines(log_path)
+    assert len(lines) == threads_n * per_thread
+    pattern = r'"t":(\d+),"i":(\d+)' if fmt == "json" else r" t=(\d+) i=(\d+) pad=(x+|\"\")$"
+    by_thread = seq_check(lines, pattern)
+    assert sorted(by_thread) == list(range(threads_n))
+    for seqs in by_thread.values():
+        assert seqs == list(range(per_thread))
+
+
+def test_r2_thread_exit_writes_its_lines_without_flush(log_path: Path) -> None:
+    kakashi.configure(sink=log_path, batch_size=100, flush_interval=1000)
+    log = kakashi.get_logger("r2")
+
+    def work() -> None:
+        for i in range(5):
+            log.info("short-lived", i=i)
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join(10)
+    # No flush() call: the thread's exit wrote them.
+    assert [line.rsplit(" ", 1)[1] for line in read_lines(log_path)] == [f"i={i}" for i in range(5)]
+
+
+def test_r3_injected_clock_writes_after_the_interval(log_path: Path) -> None:
+    kakashi.configure(sink=log_path, batch_size=100, flush_interval=1000)  # the real flusher stays idle
+    log = kakashi.get_logger("r3")
+    logged, release = threading.Event(), threading.Event()
+
+    def work() -> None:
+        for i in range(3):
+            log.info("waiting", i=i)
+        logged.set()
+        release.wait(30)
+
+    t = threading.Thread(target=work)
+    t.start()
+    assert logged.wait(10)
+    flusher = _engine.Flusher()
+    flusher.interval = 1.0
+    try:
+        flusher.tick(100.0)  # first look
+        flusher.tick(100.25)
+        flusher.tick(100.49)
+        assert read_lines(log_path) == []
+        flusher.tick(100.5)  # waited interval/2 since first seen (first seen <= interval/4 after logging)
+        assert len(read_lines(log_path)) == 3
+    finally:
+        release.set()
+        t.join(10)
+
+
+def test_r3_real_time_flusher_writes_a_blocked_threads_lines(log_path: Path) -> None:
+    kakashi.configure(sink=log_path, batch_size=100, flush_interval=0.2)
+    log = kakashi.get_logger("r3")
+    logged, release = threading.Event(), threading.Event()
+
+    def work() -> None:
+        for i in range(3):
+            log.info("waiting", i=i)
+        logged.set()
+        release.wait(30)
+
+    t = threading.Thread(target=work)
+    t.start()
+    assert logged.wait(10)
+    start = time.monotonic()
+    try:
+        while len(read_lines(log_path)) < 3 and time.monotonic() - start < 5:
+            time.sleep(0.01)
+        assert len(read_lines(log_path)) == 3  # typically within 0.2 s; 5 s is the test's patience
+    finally:
+        release.set()
+        t.join(10)
+
+
+def test_r8_error_returns_after_its_line_and_earlier_lines_are_written() -> None:
+    written: list[str] = []
+    kakashi.configure(sink=written.append, batch_size=100, flush_interval=1000)
+    log = kakashi.get_logger("r8")
+    result: list[list[str]] = []
+
+    def work() -> None:
+        log.info("first")
+        log.warning("second")
+        log.error("third")
+        result.append(list(written))  # what the sink had when error() returned
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join(10)
+    (seen,) = result
+    assert [line.split(": ", 1)[1] for line in "".join(seen).splitlines()] == ["first", "second", "third"]
+    kakashi.get_logger("r8").critical("also critical")
+    assert written[-1].endswith("CRITICAL r8: also critical\n")
+
+
+def test_r15_sink_failing_every_third_write_never_duplicates_or_tears() -> None:
+    calls = {"n": 0}
+    good: list[str] = []
+
+    def flaky(data: str) -> None:
+        calls["n"] += 1
+        if calls["n"] % 3 == 0:
+            raise OSError(5, "I/O error")
+        good.append(data)
+
+    kakashi.configure(sink=flaky, batch_size=10, flush_interval=1000)
+    before = kakashi.stats()
+    log = kakashi.get_logger("r15")
+    for i in range(1000):
+        log.info("seq", i=i)
+    kakashi.flush()
+    after = kakashi.stats()
+    lines = "".join(good).splitlines()
+    notices = [line for line in lines if "kakashi lost" in line]
+    data = [int(line.rsplit("i=", 1)[1]) for line in lines if "kakashi lost" not in line]
+    assert len(data) == len(set(data)) and data == sorted(data)  # no duplicates, in order
+    dropped = after["dropped"] - before["dropped"]
+    assert len(data) + dropped == 1000 and dropped > 0
+    assert after["sink_errors"] - before["sink_errors"] == dropped // 10
+    assert len(notices) == dropped // 10  # each loss is announced once the sink works again
+    assert notices[0].endswith("WARNING kakashi: kakashi lost 10 records: the sink failed (see stats())")
+
+
+@pytest.mark.timeout(30)
+def test_r17_sink_that_logs_does_not_recurse_or_deadlock() -> None:
+    written: list[str] = []
+    log = kakashi.get_logger("r17")
+
+    def chatty(data: str) -> None:
+        written.append(data)
+        log.error("sink saw %d lines", data.count("\n"))
+
+    kakashi.configure(sink=chatty, batch_size=2, flush_interval=1000)
+    for i in range(6):
+        log.info("n", i=i)
+    kakashi.flush()
+    kakashi.configure()  # stop the chatter before counting
+    text = "".join(written)
+    assert [line for line in text.splitlines() if "INFO" in line][-1].endswith("i=5")
+    assert text.count("sink saw") >= 3
+
+
+@pytest.mark.timeout(30)
+def test_r17_field_str_and_del_that_log_do_not_deadlock(log_path: Path) -> None:
+    kakashi.configure(sink=log_path, batch_size=1, flush_interval=1000)
+    log = kakashi.get_logger("r17")
+
+    class Loud:
+        def __str__(self) -> str:
+            log.error("inside __str__")
+            return "loud"
+
+    class Dies:
+        def __init__(self) -> None:
+            self.cycle = self
+
+        def __del__(self) -> None:
+            log.error("inside __del__")
+
+    def collecting(data: str) -> None:
+        Dies()
+        gc.collect()  # a destructor that logs runs in the middle of a write
+        with open(log_path, "a") as f:
+            f.write(data)
+
+    log.info("outer", value=Loud())
+    kakashi.configure(sink=collecting, batch_size=1, flush_interval=1000)
+    log.info("during gc")
+    kakashi.flush()
+    kakashi.configure(sink=log_path)
+    kakashi.flush()
+    lines = read_lines(log_path)
+    messages = [line.split(": ", 1)[1] for line in lines]
+    assert messages[:2] == ["inside __str__", "outer value=loud"]
+    assert "during gc" in messages and "inside __del__" in messages

@@ -1,0 +1,51 @@
+"""Code in README.md runs and prints what its comments say."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from conftest import read_lines, run_python
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def python_blocks(path: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", path.read_text(), re.S)
+
+
+def test_readme_tour_runs_as_written(tmp_path: Path) -> None:
+    (tour,) = python_blocks(ROOT / "README.md")
+    proc = run_python(tour, cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stderr == ""
+    promised = re.search(r"print\(kakashi\.stats\(\)\)\s+# (\{.*?), \.\.\.\}", tour)
+    assert promised is not None
+    stats = ast.literal_eval(proc.stdout.strip())
+    assert {k: stats[k] for k in ast.literal_eval(promised.group(1) + "}")} == ast.literal_eval(
+        promised.group(1) + "}"
+    )
+    assert len(read_lines(tmp_path / "app.log")) == 5
+
+
+def test_readme_has_exactly_two_quick_start_commands() -> None:
+    text = (ROOT / "README.md").read_text()
+    quick = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"```sh\n(.*?)```", quick, re.S)
+    assert len(commands) == 2 and all(c.count("\n") == 1 for c in commands)
+    assert "kakashi.bench" in commands[0] and "pytest" in commands[1]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert commands[1].strip() in ci
+
+
+def test_basic_example_app_writes_every_line(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    log = tmp_path / "basic.log"
+    proc = subprocess.run([sys.executable, str(ROOT / "example_apps" / "basic.py"), str(log)], timeout=60)
+    assert proc.returncode == 0
+    records = [json.loads(line) for line in read_lines(log)]
+    assert len(records) == 1 + 400 + 1 + 1
+    assert records[-2]["exception"]["type"] == "KeyError" and records[-1]["message"] == "done"
