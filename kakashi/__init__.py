@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ._api import flush, get_async_logger, shutdown, shutdown_async_logging, stats
+from ._api import flush, shutdown, shutdown_async_logging, stats
 from ._config import configure
 from ._levels import CRITICAL, DEBUG, ERROR, INFO, WARNING
-from ._logger import Logger, clear_logger_cache, get_logger
+from ._logger import Logger, clear_logger_cache, get_async_logger, get_logger
 from ._sinks import CallableSink, FileSink, Sink, StreamSink
 
 __version__ = "0.3.0"

@@ -5,28 +5,35 @@ from __future__ import annotations
 from typing import Any
 
 from . import _config, _engine
-from ._logger import Logger, get_logger
+from ._async import async_queue
 from ._stats import counters
 
 
-def flush() -> None:
-    """Write every thread's pending lines; returns when they are written."""
+def flush(timeout: float = 10.0) -> bool:
+    """Write every thread's pending lines and everything the async queue holds; returns
+    when they are written (True), or after ``timeout`` seconds if the async worker could
+    not finish (False)."""
+    done = async_queue.flush(timeout)
     _engine.flush_all()
+    return done
 
 
-def shutdown() -> None:
-    """Flush and close the sink. Safe to call twice; :func:`configure` works afterwards."""
-    _config.shutdown()
+def shutdown(timeout: float = 10.0) -> None:
+    """Drain and stop the async worker, flush, close the sink. Safe to call twice;
+    :func:`configure` (and logging) work afterwards."""
+    _config.shutdown(timeout)
 
 
 def stats() -> dict[str, Any]:
     """Counters since start (or since fork, in a child).
 
-    ``records`` accepted, ``written`` to the sink, ``dropped`` (sink failures, internal
-    errors), ``pending`` in batches now, ``sink_errors`` and ``internal_errors`` (failed
-    write calls / failed records).
+    ``records`` accepted, ``written`` to the sink, ``dropped`` (sink failures, a full async
+    queue under a drop policy, internal errors), ``pending`` (in thread batches and the async
+    queue now), ``queue_depth`` (the async queue alone), ``sink_errors`` and
+    ``internal_errors`` (failed write calls / failed records).
     """
-    pending = _engine.pending()
+    depth = async_queue.depth()
+    pending = _engine.pending() + depth
     with counters.lock:
         written, dropped = counters.written, counters.dropped
         sink_errors, internal_errors = counters.sink_errors, counters.internal_errors
@@ -35,14 +42,10 @@ def stats() -> dict[str, Any]:
         "written": written,
         "dropped": dropped,
         "pending": pending,
+        "queue_depth": depth,
         "sink_errors": sink_errors,
         "internal_errors": internal_errors,
     }
-
-
-def get_async_logger(name: str | None = None, min_level: int | str | None = None) -> Logger:
-    """kakashi 0.2.x name. Returns the (thread-batched) logger for ``name``."""
-    return get_logger(name, min_level)
 
 
 def shutdown_async_logging() -> None:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import _engine
+from ._async import OVERFLOW_POLICIES, async_queue
 from ._levels import INFO, parse_level
 from ._render import FORMATS, render_line
 from ._sinks import Sink, make_sink
@@ -29,6 +30,13 @@ class Config:
     batch_size: int = 100
     flush_interval: float = 1.0
     max_value_length: int = DEFAULT_MAX_LENGTH
+    mode: str = "sync"
+    queue_size: int = 10_000
+    overflow: str = "block"
+    max_latency: float = 0.1
+
+
+MODES = ("sync", "async")
 
 
 _current: Config | None = None
@@ -59,12 +67,20 @@ def _check_int(name: str, value: object, minimum: int) -> int:
     return value
 
 
-def _check_interval(value: object) -> float:
+def _check_seconds(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"flush_interval must be a number of seconds, not {type(value).__name__} ({value!r})")
+        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__} ({value!r})")
     if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"flush_interval must be a positive finite number of seconds, got {value!r}")
+        raise ValueError(f"{name} must be a positive finite number of seconds, got {value!r}")
     return float(value)
+
+
+def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__} ({value!r}); valid: {', '.join(choices)}")
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(choices)}")
+    return value
 
 
 def configure(
@@ -75,6 +91,10 @@ def configure(
     batch_size: int = 100,
     flush_interval: float = 1.0,
     max_value_length: int = DEFAULT_MAX_LENGTH,
+    mode: str = "sync",
+    queue_size: int = 10_000,
+    overflow: str = "block",
+    max_latency: float = 0.1,
 ) -> None:
     """Set the whole configuration; takes effect at once for every existing logger.
 
@@ -92,6 +112,13 @@ def configure(
         batch_size: lines a thread collects before writing them with one call (>= 1).
         flush_interval: seconds a line may wait in a batch at most (> 0).
         max_value_length: longer messages and field values are cut, with a marker (>= 64).
+        mode: ``"sync"`` (each thread batches and writes) or ``"async"`` (every logger hands
+            its records to one background worker; see :func:`get_async_logger`).
+        queue_size: records the async queue holds at most (>= 1).
+        overflow: what a full async queue does: ``"block"`` (wait, the default),
+            ``"drop_newest"`` or ``"drop_oldest"``; drops are counted and announced, and
+            ERROR and above are never dropped.
+        max_latency: seconds the async worker waits to fill a batch (> 0).
 
     Raises:
         ValueError: a bad value (named in the message with the valid choices).
@@ -102,8 +129,12 @@ def configure(
         level=parse_level(level),
         format=_check_format(format),
         batch_size=_check_int("batch_size", batch_size, 1),
-        flush_interval=_check_interval(flush_interval),
+        flush_interval=_check_seconds("flush_interval", flush_interval),
         max_value_length=_check_int("max_value_length", max_value_length, 64),
+        mode=_check_choice("mode", mode, MODES),
+        queue_size=_check_int("queue_size", queue_size, 1),
+        overflow=_check_choice("overflow", overflow, OVERFLOW_POLICIES),
+        max_latency=_check_seconds("max_latency", max_latency),
     )
     new_sink = make_sink(sink)  # opens files: a bad path fails here (R20)
     _apply(new, new_sink)
@@ -113,10 +144,16 @@ def _apply(new: Config, new_sink: Sink) -> None:
     global _current
     with _lock:
         fmt = new.format
-        old_sink = _engine.set_sink(new_sink, lambda text: render_line(fmt, "WARNING", "kakashi", text))
+
+        def announce(text: str) -> str:
+            return render_line(fmt, "WARNING", "kakashi", text)
+
+        async_queue.flush()  # records queued under the old settings go to the old sink
+        old_sink = _engine.set_sink(new_sink, announce)
         if old_sink is not new_sink:
             _close_quietly(old_sink)
         _engine.set_flush_interval(new.flush_interval)
+        async_queue.configure(new.queue_size, new.batch_size, new.max_latency, new.overflow, announce)
         _current = new
         for listener in _listeners:
             listener(new)
@@ -161,15 +198,18 @@ def add_listener(listener: Callable[[Config], None]) -> None:
     _listeners.append(listener)
 
 
-def shutdown() -> None:
-    """Write everything pending and close the sink. Safe to call twice; logging afterwards
-    still works (files are reopened on demand) and ``configure()`` may be called again."""
+def shutdown(timeout: float = 10.0) -> None:
+    """Drain the async queue and stop its worker, write everything pending, close the sink.
+    Safe to call twice; logging afterwards still works (the worker restarts, files are
+    reopened on demand) and ``configure()`` may be called again."""
+    async_queue.shutdown(timeout)
     _engine.flush_all()
     _close_quietly(_engine.current_sink())
 
 
 def _enter_exit_mode() -> None:
     global _exiting
+    async_queue.shutdown(5.0)  # drain what async loggers queued (P4)
     _exiting = True
     config = _current
     if config is not None:

@@ -146,10 +146,15 @@ def _write(data: str, count: int) -> None:
         counters.add(dropped=count, sink_errors=1)
         report(
             f"sink:{id(sink)}",
-            f"sink {sink.name!r} failed ({type(exc).__name__}: {exc}); {count} records dropped",
+            f"sink {sink.name!r} failed ({type(exc).__name__}: {exc}); {count} record{'s' * (count != 1)} dropped",
         )
     finally:
         sink.lock.release()
+
+
+def write_lines(data: str, count: int) -> None:
+    """Write ``count`` finished lines (the async worker's batches) like a thread's batch."""
+    _write(data, count)
 
 
 def flush_all() -> None:

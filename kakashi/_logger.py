@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _config
+from ._async import async_queue, make_async_emitter
 from ._levels import CRITICAL, DEBUG, ERROR, INFO, WARNING, level_name, parse_level
 from ._render import internal_error, make_emitter
 
@@ -45,7 +46,19 @@ class Logger:
     only when the record is enabled; keyword arguments become structured fields.
     """
 
-    __slots__ = ("__weakref__", "_bound", "_core", "critical", "debug", "error", "exception", "info", "warn", "warning")
+    __slots__ = (
+        "__weakref__",
+        "_async",
+        "_bound",
+        "_core",
+        "critical",
+        "debug",
+        "error",
+        "exception",
+        "info",
+        "warn",
+        "warning",
+    )
 
     debug: Callable[..., None]
     info: Callable[..., None]
@@ -55,30 +68,35 @@ class Logger:
     critical: Callable[..., None]
     exception: Callable[..., None]
 
-    def __init__(self, core: _Core, bound: dict[str, Any]) -> None:
+    def __init__(self, core: _Core, bound: dict[str, Any], use_async: bool = False) -> None:
         self._core = core
         self._bound = bound
+        self._async = use_async
         core.views.add(self)
         _all_views.add(self)
         self._build(_config.current())
 
     def _build(self, config: _config.Config) -> None:
         level = self.level_for(config)
-        threshold = 1 if _config.exiting() else config.batch_size
+        exiting = _config.exiting()
+        use_async = (self._async or config.mode == "async") and not exiting
+        threshold = 1 if exiting else config.batch_size
         name = self._core.name
         for attr, num in _METHODS:
             if num < level:
                 setattr(self, attr, _DISABLED)
-                continue
-            emit = make_emitter(
-                config.format,
-                level_name(num),
-                name,
-                self._bound,
-                config.max_value_length,
-                1 if num >= ERROR else threshold,
-            )
-            setattr(self, attr, emit)
+            elif use_async:
+                setattr(self, attr, _async_emitter(config, num, name, self._bound))
+            else:
+                emit = make_emitter(
+                    config.format,
+                    level_name(num),
+                    name,
+                    self._bound,
+                    config.max_value_length,
+                    1 if num >= ERROR else threshold,
+                )
+                setattr(self, attr, emit)
         self.warn = self.warning
         error = self.error
         if error is _DISABLED:
@@ -91,6 +109,11 @@ class Logger:
             self.exception = exception
 
     # ------------------------------------------------------------ public API
+
+    @property
+    def is_async(self) -> bool:
+        """Whether records go through the async worker (``get_async_logger`` or mode="async")."""
+        return self._async or _config.current().mode == "async"
 
     @property
     def name(self) -> str:
@@ -153,7 +176,7 @@ class Logger:
     def bind(self, **fields: Any) -> Logger:
         """A logger of the same name that adds ``fields`` to every record (call fields of the
         same name win). Values are rendered now, when bound."""
-        return Logger(self._core, {**self._bound, **fields})
+        return Logger(self._core, {**self._bound, **fields}, self._async)
 
     def __repr__(self) -> str:
         return f"<kakashi.Logger {self._core.name!r} level={level_name(self.level)}>"
@@ -172,30 +195,71 @@ def _rebuild_all(config: _config.Config) -> None:
 _config.add_listener(_rebuild_all)
 
 
-def get_logger(name: str | None = None, min_level: int | str | None = None) -> Logger:
-    """The logger called ``name`` (the calling module's ``__name__`` when omitted).
+def _async_emitter(config: _config.Config, level: int, name: str, bound: dict[str, Any]) -> Callable[..., None]:
+    out = async_queue.out
+    render = make_emitter(
+        config.format,
+        level_name(level),
+        name,
+        bound,
+        config.max_value_length,
+        1 << 62,  # never flushes: the worker writes what it rendered
+        tls=out,
+        clock=out.times.pop,
+    )
+    return make_async_emitter(render, level, config.max_value_length)
 
-    Loggers are cached by name. ``min_level`` sets that logger's own level (as
-    :meth:`Logger.set_level` does); without it the logger follows ``configure(level=...)``.
-    """
-    if name is None:
-        name = sys._getframe(1).f_globals.get("__name__", "root")
-    elif not isinstance(name, str):
-        raise TypeError(f"logger name must be a str, not {type(name).__name__}")
-    logger = _cache.get(name)
+
+_cores: dict[str, _Core] = {}
+_async_cache: dict[str, Logger] = {}
+
+
+def _lookup(cache: dict[str, Logger], name: str, min_level: int | str | None, use_async: bool) -> Logger:
+    logger = cache.get(name)
     if logger is None:
         with _cache_lock:
-            logger = _cache.get(name)
+            logger = cache.get(name)
             if logger is None:
-                level = None if min_level is None else parse_level(min_level)
-                logger = _cache[name] = Logger(_Core(name, level), {})
+                core = _cores.get(name)
+                if core is None:
+                    core = _cores[name] = _Core(name, None)
+                if min_level is not None:
+                    core.level = parse_level(min_level)
+                logger = cache[name] = Logger(core, {}, use_async)
                 return logger
     if min_level is not None:
         logger.set_level(min_level)
     return logger
 
 
+def _check_name(name: object) -> str:
+    if name is None:
+        return sys._getframe(2).f_globals.get("__name__", "root")  # type: ignore[no-any-return]
+    if not isinstance(name, str):
+        raise TypeError(f"logger name must be a str, not {type(name).__name__}")
+    return name
+
+
+def get_logger(name: str | None = None, min_level: int | str | None = None) -> Logger:
+    """The logger called ``name`` (the calling module's ``__name__`` when omitted).
+
+    Loggers are cached by name. ``min_level`` sets that logger's own level (as
+    :meth:`Logger.set_level` does); without it the logger follows ``configure(level=...)``.
+    In ``configure(mode="async")`` every logger is async.
+    """
+    return _lookup(_cache, _check_name(name), min_level, False)
+
+
+def get_async_logger(name: str | None = None, min_level: int | str | None = None) -> Logger:
+    """Like :func:`get_logger`, but the logger hands its records to the async worker
+    whatever the configured mode (the caller only captures and enqueues). It shares its
+    level with ``get_logger(name)``."""
+    return _lookup(_async_cache, _check_name(name), min_level, True)
+
+
 def clear_logger_cache() -> None:
     """Forget cached loggers; existing ones keep working and keep following configure()."""
     with _cache_lock:
         _cache.clear()
+        _async_cache.clear()
+        _cores.clear()

@@ -151,18 +151,22 @@ def make_emitter(
     limit: int,
     threshold: int,
     tls: Any = None,
+    clock: Callable[[], float] | None = None,
 ) -> Emit:
     """Build a logger method for one logger and level: render the call into one line in
     the calling thread and append it to the thread's batch, which is written once it holds
     ``threshold`` lines (1 for ERROR and above: written before the call returns).
-    ``tls`` replaces the engine's thread-local storage (anything with a ``lines`` list).
+    ``tls`` replaces the engine's thread-local storage (anything with a ``lines`` list) and
+    ``clock`` the wall clock (the async worker renders records logged earlier).
 
     The rendering is written out inline in the returned closure (no helper calls on the
     common path): this function runs on every enabled log call.
     """
     if fmt == "json":
-        return _json_emitter(level_name, logger_name, bound, limit, threshold, tls or _engine._tls)
-    return _kv_emitter(fmt == "logfmt", level_name, logger_name, bound, limit, threshold, tls or _engine._tls)
+        return _json_emitter(level_name, logger_name, bound, limit, threshold, tls or _engine._tls, clock or time.time)
+    return _kv_emitter(
+        fmt == "logfmt", level_name, logger_name, bound, limit, threshold, tls or _engine._tls, clock or time.time
+    )
 
 
 # Rendered forms of short string values, per format: values repeat far more than they
@@ -199,6 +203,7 @@ def _kv_emitter(
     limit: int,
     threshold: int,
     tls: Any,
+    clock: Callable[[], float],
 ) -> Emit:
     """text: ``<ts> LEVEL logger: message k=v ...``; logfmt: ``timestamp=<ts> level=LEVEL ...``."""
     if logfmt:
@@ -209,7 +214,6 @@ def _kv_emitter(
         head = f" {level_name} {escape_text(logger_name)}: "
     bound_text = "".join(_kv_key(k) + logfmt_value(v, limit) for k, v in bound.items())
     bound_keys = frozenset(bound)
-    clock = time.time
     ms_cell = _ms_cell
     keys, values = _kv_keys, _kv_values
     new_batch, flush_current = _engine._new_batch, _engine.flush_current
@@ -269,12 +273,12 @@ def _json_emitter(
     limit: int,
     threshold: int,
     tls: Any,
+    clock: Callable[[], float],
 ) -> Emit:
     """``{"timestamp":..,"level":..,"logger":..,"message":..,<fields>,"exception":{..}}``."""
     head = f'","level":"{level_name}","logger":{json_str(logger_name)},"message":'
     bound_text = "".join(_json_key(k) + json_value(v, limit) for k, v in bound.items())
     bound_keys = frozenset(bound)
-    clock = time.time
     ms_cell = _ms_cell
     keys, values = _json_keys, _json_values
     new_batch, flush_current = _engine._new_batch, _engine.flush_current

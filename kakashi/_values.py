@@ -93,6 +93,38 @@ def sanitize_key(key: object) -> str:
     return text
 
 
+# ---------------------------------------------------------------- call-time snapshots
+
+
+class Frozen(str):
+    """A mutable field value rendered as compact JSON when it was logged (async mode, R13)."""
+
+    __slots__ = ()
+
+
+_IMMUTABLE = frozenset({str, int, float, bool, type(None), bytes, complex, Frozen})
+
+
+def freeze(fields: dict[str, Any], limit: int) -> dict[str, Any]:
+    """``fields`` with every value that could change later replaced by its rendering now:
+    containers as JSON (:class:`Frozen`), other objects as their ``str()``."""
+    for value in fields.values():
+        if type(value) not in _IMMUTABLE:
+            break
+    else:
+        return fields
+    frozen: dict[str, Any] = {}
+    for key, value in fields.items():
+        cls = type(value)
+        if cls in _IMMUTABLE:
+            frozen[key] = value
+        elif cls in (dict, list, tuple):
+            frozen[key] = Frozen(dumps(value, limit))
+        else:
+            frozen[key] = safe_str(value, limit)
+    return frozen
+
+
 # ---------------------------------------------------------------- logfmt / text values
 
 
@@ -228,4 +260,6 @@ def json_value(value: object, limit: int = DEFAULT_MAX_LENGTH) -> str:
         return repr(value) if math.isfinite(value) else "null"  # type: ignore[arg-type]
     if cls in (dict, list, tuple):
         return dumps(value, limit)
+    if cls is Frozen:
+        return str.__str__(value)
     return json_str(safe_str(value, limit), limit)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import kakashi
-from kakashi import _engine, _stats
+from kakashi import _async, _engine, _stats
 
 
 @pytest.fixture(autouse=True)
@@ -21,10 +21,11 @@ def reset_kakashi() -> Iterator[None]:
     kakashi.configure()
     _stats.reset_reports()
     yield
-    kakashi.flush()
+    kakashi.shutdown()  # drains and stops the async worker too
     kakashi.configure()
     kakashi.clear_logger_cache()
     _engine._lost_unannounced = 0
+    _async.async_queue.dropped_unannounced = 0
 
 
 @pytest.fixture

@@ -22,9 +22,7 @@ def test_readme_tour_runs_as_written(tmp_path: Path) -> None:
     promised = re.search(r"print\(kakashi\.stats\(\)\)\s+# (\{.*?), \.\.\.\}", tour)
     assert promised is not None
     stats = ast.literal_eval(proc.stdout.strip())
-    assert {k: stats[k] for k in ast.literal_eval(promised.group(1) + "}")} == ast.literal_eval(
-        promised.group(1) + "}"
-    )
+    assert {k: stats[k] for k in ast.literal_eval(promised.group(1) + "}")} == ast.literal_eval(promised.group(1) + "}")
     assert len(read_lines(tmp_path / "app.log")) == 5
 
 

@@ -30,7 +30,7 @@ CASES = {
     "async": "async / queue handler",
     "memory": "tracemalloc, INFO",
 }
-DEFAULT_CASES = ("plain", "fields", "filtered", "threads4", "memory")
+DEFAULT_CASES = ("plain", "fields", "filtered", "threads4", "async", "memory")
 # Which libraries take part in which case (the async case compares queue-based loggers).
 ASYNC_LIBS = ("stdlib", "loguru", "kakashi-0.2.2")
 MODULE_OF = {"picologging": "picologging", "structlog": "structlog", "loguru": "loguru"}

@@ -45,7 +45,7 @@ def setup_stdlib(out: str, case: str, module: Any = None) -> Setup:
 
     mod = module or logging
     handler = mod.FileHandler(out)
-    formatter = mod.Formatter(STD_FIELDS_FORMAT if case == "fields" else STD_FORMAT)
+    formatter = mod.Formatter(STD_FIELDS_FORMAT if case == "fields" and module is None else STD_FORMAT)
     if hasattr(formatter, "converter"):  # picologging's Formatter has no converter
         formatter.converter = time.gmtime
     handler.setFormatter(formatter)
@@ -57,22 +57,31 @@ def setup_stdlib(out: str, case: str, module: Any = None) -> Setup:
         import logging.handlers
         import queue
 
-        q: queue.Queue[Any] = queue.Queue(10000)
+        q: queue.Queue[Any] = queue.Queue()  # unbounded, as the logging cookbook sets it up
         listener = logging.handlers.QueueListener(q, handler)
         log.handlers[:] = [logging.handlers.QueueHandler(q)]
         listener.start()
 
         def flush() -> None:
+            q.join()  # the listener marks each record done once handled
+            handler.flush()
+
+        def finish() -> None:
             listener.stop()
             handler.flush()
     else:
-        flush = handler.flush
-    return Setup(
-        log.info,
-        log.debug,
-        lambda i: log.info(MSG, extra={"user_id": i, "ip": "10.0.0.1", "path": "/api/v1/users"}),
-        flush,
-    )
+        flush = finish = handler.flush
+    if module is None:
+
+        def info_fields(i: int) -> None:
+            log.info(MSG, extra={"user_id": i, "ip": "10.0.0.1", "path": "/api/v1/users"})
+
+    else:  # picologging's records take no extra= attributes: its fields go into the message
+
+        def info_fields(i: int) -> None:
+            log.info(MSG + " user_id=%s ip=%s path=%s", i, "10.0.0.1", "/api/v1/users")
+
+    return Setup(log.info, log.debug, info_fields, flush, finish)
 
 
 def setup_picologging(out: str, case: str) -> Setup:
@@ -141,21 +150,61 @@ def setup_kakashi022(out: str, case: str) -> Setup:
     import kakashi
 
     log = kakashi.get_async_logger("bench") if case == "async" else kakashi.get_logger("bench")
-    if case == "async":
 
-        def flush() -> None:
+    def flush() -> None:  # 0.2.2 flushes the calling thread's batch (sync) or its queue (async)
+        log.flush()  # type: ignore[attr-defined]
+        sys.stderr.flush()
+
+    def finish() -> None:
+        flush()
+        if case == "async":
             kakashi.shutdown_async_logging()
             sys.stderr.flush()
-    else:
-        loggers: list[Any] = []
 
-        def flush() -> None:  # 0.2.2 flushes only the calling thread's batch
-            log.flush()  # type: ignore[attr-defined]
-            for other in loggers:
-                other.flush()
-            sys.stderr.flush()
+    return Setup(
+        log.info, log.debug, lambda i: log.info(MSG, user_id=i, ip="10.0.0.1", path="/api/v1/users"), flush, finish
+    )
 
-    return Setup(log.info, log.debug, lambda i: log.info(MSG, user_id=i, ip="10.0.0.1", path="/api/v1/users"), flush)
+
+def kakashi_queue_figures(out: str) -> dict[str, float]:
+    """With the worker held inside the sink (so nothing drains): the caller-only cost of
+    enqueueing 10,000 records, and the bytes the queue holds with 10,000 records waiting.
+    Every record is written at the end (20,002 lines)."""
+    import tracemalloc
+
+    import kakashi
+
+    gate, entered = threading.Event(), threading.Event()
+
+    def gated_sink(data: str) -> None:
+        entered.set()
+        gate.wait(60)
+        with open(out, "a") as f:
+            f.write(data)
+
+    kakashi.configure(sink=gated_sink, mode="async", queue_size=20_000, batch_size=100)
+    log = kakashi.get_logger("bench")
+    figures: dict[str, float] = {}
+    for measure_memory in (False, True):
+        gate.clear()
+        entered.clear()
+        log.info(MSG)
+        entered.wait(10)  # the worker is now stuck in the sink with that one record
+        if measure_memory:
+            tracemalloc.start()
+            base = tracemalloc.get_traced_memory()[0]
+        start = time.perf_counter_ns()
+        for _ in range(10_000):
+            log.info(MSG)
+        took = time.perf_counter_ns() - start
+        if measure_memory:
+            figures["queue_mb_at_10k"] = (tracemalloc.get_traced_memory()[0] - base) / 2**20
+            tracemalloc.stop()
+        else:
+            figures["caller_only_ns"] = took / 10_000
+        gate.set()
+        kakashi.flush()
+    return figures
 
 
 SETUPS = {
@@ -182,6 +231,10 @@ def run(lib: str, case: str, n: int, out: str) -> dict[str, Any]:
         s.finish()
         elapsed = time.perf_counter_ns() - start
         expected += n
+        if case == "async" and lib == "kakashi":
+            figures = kakashi_queue_figures(out)
+            expected += 20_002
+            return {"ns_per_call": elapsed / n, "expected": expected, **figures}
     elif case == "fields":
         start = time.perf_counter_ns()
         for i in range(n):

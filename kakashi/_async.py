@@ -1,0 +1,311 @@
+"""Async mode: callers capture a record and enqueue it; one worker thread renders and writes.
+
+The caller's work is the level check (filtered methods are the same C no-op as in sync
+mode), the clock, a snapshot of mutable field values (R13), and one ``deque.append``. The
+queue is bounded by ``queue_size``; what happens when it is full is the ``overflow`` policy:
+
+- ``block``: the caller waits for room (nothing is lost);
+- ``drop_newest``: the new record is dropped;
+- ``drop_oldest``: the oldest waiting record is dropped to make room.
+
+ERROR and CRITICAL records are never dropped: under a drop policy they wait like ``block``.
+Every drop is counted in ``stats()["dropped"]`` and announced in the log as one record when
+the worker next writes (P6).
+
+Concurrency notes: ``deque.append`` / ``popleft`` are atomic, so producers take no lock. The
+bound is checked before appending, so with N producing threads the queue may hold up to
+``queue_size + N - 1`` records for a moment. The worker sleeps on an Event; a producer sets
+it only when the queue reaches the length the worker asked to be woken at (``_wake_at``), so
+a busy worker costs producers one comparison per call.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+from . import _engine
+from ._levels import ERROR
+from ._render import exc_triple, internal_error
+from ._stats import counters, report
+from ._values import format_message, freeze
+
+OVERFLOW_POLICIES = ("block", "drop_newest", "drop_oldest")
+_NEVER = 1 << 62  # _wake_at while the worker is busy: no producer wakes it
+
+
+class _Barrier:
+    """Queued by flush(): the worker sets it once everything queued before it is written."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+# A queued record: (render, level, time, msg, exc_info, fields). ``render`` is a sync-mode
+# emitter built for the worker: it takes the record's time from ``out.times`` and appends its
+# line to ``out.lines`` (see make_worker_render).
+Record = tuple[Callable[..., None], int, float, object, object, dict[str, Any]]
+
+
+class AsyncQueue:
+    """The process's queue and its worker thread. Rebuilt in a forked child."""
+
+    def __init__(self) -> None:
+        self.queue: deque[Any] = deque()  # never replaced: emitters hold it
+        self.queue_size = 10_000
+        self.batch_size = 100
+        self.max_latency = 0.1
+        self.overflow = "block"
+        self.wake = threading.Event()
+        self.room = threading.Event()
+        self.wake_at = [1]  # producers compare len(queue) with wake_at[0]
+        self.dropped_unannounced = 0
+        self.drop_lock = threading.Lock()
+        self.announce: Callable[[str], str] = lambda text: f"kakashi: {text}\n"
+        self.thread: threading.Thread | None = None
+        self.start_lock = threading.Lock()
+        self.stopping = False
+        self.pid = os.getpid()
+        # The worker's rendering target: emitters append their line to `lines` and take the
+        # record's time from `times` (their clock is `times.pop`, a C call: the worker pushes
+        # each record's time just before rendering it). Never replaced, only emptied.
+        self.out = SimpleNamespace(lines=[], times=[])
+
+    def configure(
+        self, queue_size: int, batch_size: int, max_latency: float, overflow: str, announce: Callable[[str], str]
+    ) -> None:
+        self.queue_size, self.batch_size, self.max_latency = queue_size, batch_size, max_latency
+        self.overflow, self.announce = overflow, announce
+
+    # ------------------------------------------------------------ producer side
+
+    def ensure_worker(self) -> None:
+        thread = self.thread
+        if thread is not None and thread.is_alive():
+            return
+        with self.start_lock:
+            if self.thread is not None and self.thread.is_alive():
+                return
+            self.stopping = False
+            self.thread = threading.Thread(target=self._run, name="kakashi-async", daemon=True)
+            self.thread.start()
+
+    def put_slow(self, record: Any, level: int) -> None:
+        """The queue is full: apply the overflow policy."""
+        self.ensure_worker()
+        queue = self.queue
+        if len(queue) < self.queue_size:
+            queue.append(record)
+            self._wake_now()
+            return
+        policy = self.overflow if level < ERROR else "block"
+        if policy == "drop_newest":
+            self._count_drop()
+            return
+        if policy == "drop_oldest":
+            try:
+                oldest = queue.popleft()
+            except IndexError:
+                oldest = None
+            if oldest is not None and (isinstance(oldest, _Barrier) or oldest[1] >= ERROR):
+                queue.appendleft(oldest)  # never drop a barrier or an error: drop the new one
+                self._count_drop()
+                return
+            if oldest is not None:
+                self._count_drop()
+            queue.append(record)
+            return
+        # block: wait for the worker to make room, waking it first.
+        while len(queue) >= self.queue_size:
+            if self.thread is None or not self.thread.is_alive() or self.pid != os.getpid():
+                break
+            self.room.clear()
+            self._wake_now()
+            if len(queue) < self.queue_size:
+                break
+            self.room.wait(0.05)
+        queue.append(record)
+        self._wake_now()
+
+    def _count_drop(self) -> None:
+        with self.drop_lock:
+            self.dropped_unannounced += 1
+        counters.add(dropped=1)
+
+    def _wake_now(self) -> None:
+        # Silence the other producers first: one wake per worker cycle is enough.
+        self.wake_at[0] = _NEVER
+        self.ensure_worker()
+        self.wake.set()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Return once everything queued before this call is written (True), or after
+        ``timeout`` seconds (False)."""
+        if not self.queue:
+            thread = self.thread
+            if thread is None or not thread.is_alive():
+                return True  # nothing queued and no worker that could hold a batch
+        barrier = _Barrier()
+        self.queue.append(barrier)
+        self._wake_now()
+        return barrier.done.wait(timeout)
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Drain and stop the worker. Safe to call twice; bounded by ``timeout``."""
+        thread = self.thread
+        if thread is None:
+            return
+        self.flush(timeout)
+        self.stopping = True
+        self._wake_now()
+        if thread is not threading.current_thread():
+            thread.join(timeout)
+        left = sum(1 for item in self.queue if not isinstance(item, _Barrier))
+        if left:
+            self.queue.clear()
+            counters.add(dropped=left)
+            report("shutdown", f"async shutdown timed out; {left} queued records dropped")
+        self.thread = None
+        self.wake_at[0] = 1  # the next record starts a new worker
+
+    def depth(self) -> int:
+        return len(self.queue)
+
+    # ------------------------------------------------------------ worker side
+
+    def _run(self) -> None:
+        queue, wake, wake_at = self.queue, self.wake, self.wake_at
+        while True:
+            if not queue:
+                if self.stopping:
+                    return
+                wake_at[0] = 1
+                wake.clear()
+                if not queue:  # re-check after publishing wake_at (see the module notes)
+                    wake.wait(1.0)
+                wake_at[0] = _NEVER
+                if not queue:
+                    continue
+                # Give producers up to max_latency to fill a batch, unless the queue is full.
+                if len(queue) < self.batch_size and not self.stopping:
+                    deadline = time.monotonic() + self.max_latency
+                    wake_at[0] = self.batch_size
+                    wake.clear()
+                    while len(queue) < min(self.batch_size, self.queue_size) and not self.stopping:
+                        if _barrier_queued(queue):
+                            break
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0 or not wake.wait(remaining):
+                            break
+                        wake.clear()
+                    wake_at[0] = _NEVER
+            try:
+                self._write_batch()
+            except Exception as exc:  # noqa: BLE001 - the worker never dies
+                counters.add(internal_errors=1)
+                report("async", f"async worker error: {type(exc).__name__}: {exc}")
+            self.room.set()
+
+    def _write_batch(self) -> None:
+        queue, out = self.queue, self.out
+        lines, push_time = out.lines, out.times.append
+        count = 0
+        barriers: list[_Barrier] = []
+        for _ in range(self.batch_size):
+            try:
+                item = queue.popleft()
+            except IndexError:
+                break
+            if isinstance(item, _Barrier):
+                barriers.append(item)
+                break  # write what came before it, then release the waiter
+            render, _, now, msg, exc_info, fields = item
+            push_time(now)
+            if fields or exc_info:
+                render(msg, exc_info=exc_info, **fields)
+            else:
+                render(msg)
+            count += 1
+        if self.dropped_unannounced:
+            with self.drop_lock:
+                dropped, self.dropped_unannounced = self.dropped_unannounced, 0
+            lines.append(self.announce(f"kakashi dropped {dropped:,} records (overflow={self.overflow})"))
+        if lines:
+            data = "".join(lines)
+            lines.clear()
+            _engine.write_lines(data, count)
+        for barrier in barriers:
+            barrier.done.set()
+
+    def reset_after_fork(self) -> None:
+        # The parent's queued records are the parent's: the child starts empty (R12). The
+        # deque and wake_at objects are kept (emitters hold them); everything with a lock
+        # inside is new.
+        self.queue.clear()
+        self.wake = threading.Event()
+        self.room = threading.Event()
+        self.wake_at[0] = 1
+        self.dropped_unannounced = 0
+        self.drop_lock = threading.Lock()
+        self.start_lock = threading.Lock()
+        self.thread = None
+        self.stopping = False
+        self.pid = os.getpid()
+        self.out.lines.clear()
+        self.out.times.clear()
+
+
+def _barrier_queued(queue: deque[Any]) -> bool:
+    try:
+        return isinstance(queue[-1], _Barrier)
+    except IndexError:
+        return False
+
+
+async_queue = AsyncQueue()
+
+
+def make_async_emitter(render: Callable[..., None], level: int, limit: int) -> Callable[..., None]:
+    """The caller's side of an async logger method: capture, enqueue, and for ERROR and
+    above wait until the record is written (P3)."""
+    aq = async_queue
+    queue, wake_at, size = aq.queue, aq.wake_at, aq.queue_size
+    clock = time.time
+    wait_written = level >= ERROR
+
+    def emit(msg: object, /, *args: Any, exc_info: object = None, **fields: Any) -> None:
+        try:
+            if args:
+                msg = format_message(msg, args, limit)
+            if fields:
+                fields = freeze(fields, limit)
+            if exc_info:
+                exc_info = exc_triple(exc_info)
+            record = (render, level, clock(), msg, exc_info, fields)
+            if len(queue) < size:
+                queue.append(record)
+                if len(queue) >= wake_at[0]:
+                    aq._wake_now()
+            else:
+                aq.put_slow(record, level)
+            if wait_written:
+                aq.flush()
+        except Exception as exc:  # noqa: BLE001 - P5
+            internal_error(exc)
+
+    return emit
+
+
+def _after_fork_child() -> None:
+    async_queue.reset_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_child)
