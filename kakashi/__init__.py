@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ._api import flush, shutdown, shutdown_async_logging, stats
 from ._config import configure
+from ._context import bind_context, clear_context, context, get_context, unbind_context
 from ._levels import CRITICAL, DEBUG, ERROR, INFO, WARNING
 from ._logger import Logger, clear_logger_cache, get_async_logger, get_logger
 from ._sinks import CallableSink, FileSink, Sink, StreamSink
@@ -34,12 +35,17 @@ __all__ = [
     "StreamSink",
     "WARNING",
     "__version__",
+    "bind_context",
+    "clear_context",
     "clear_logger_cache",
     "configure",
+    "context",
     "flush",
     "get_async_logger",
+    "get_context",
     "get_logger",
     "shutdown",
     "shutdown_async_logging",
     "stats",
+    "unbind_context",
 ]

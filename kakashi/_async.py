@@ -29,7 +29,9 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
-from . import _engine
+from . import _context, _engine
+from ._context import Context
+from ._context import current as current_context
 from ._levels import ERROR
 from ._render import exc_triple, internal_error
 from ._stats import counters, report
@@ -48,10 +50,10 @@ class _Barrier:
         self.done = threading.Event()
 
 
-# A queued record: (render, level, time, msg, exc_info, fields). ``render`` is a sync-mode
+# A queued record: (render, level, time, msg, exc_info, fields, context). ``render`` is a sync-mode
 # emitter built for the worker: it takes the record's time from ``out.times`` and appends its
 # line to ``out.lines`` (see make_worker_render).
-Record = tuple[Callable[..., None], int, float, object, object, dict[str, Any]]
+Record = tuple[Callable[..., None], int, float, object, object, dict[str, Any], Context | None]
 
 
 class AsyncQueue:
@@ -214,7 +216,7 @@ class AsyncQueue:
             self.room.set()
 
     def _write_batch(self) -> None:
-        queue, out = self.queue, self.out
+        queue, out, set_context = self.queue, self.out, _context.set_current
         lines, push_time = out.lines, out.times.append
         count = 0
         barriers: list[_Barrier] = []
@@ -226,8 +228,9 @@ class AsyncQueue:
             if isinstance(item, _Barrier):
                 barriers.append(item)
                 break  # write what came before it, then release the waiter
-            render, _, now, msg, exc_info, fields = item
+            render, _, now, msg, exc_info, fields, ctx = item
             push_time(now)
+            set_context(ctx)  # render in the context the record was logged in
             if fields or exc_info:
                 render(msg, exc_info=exc_info, **fields)
             else:
@@ -278,6 +281,7 @@ def make_async_emitter(render: Callable[..., None], level: int, limit: int) -> C
     aq = async_queue
     queue, wake_at, size = aq.queue, aq.wake_at, aq.queue_size
     clock = time.time
+    context_now = current_context
     wait_written = level >= ERROR
 
     def emit(msg: object, /, *args: Any, exc_info: object = None, **fields: Any) -> None:
@@ -288,7 +292,7 @@ def make_async_emitter(render: Callable[..., None], level: int, limit: int) -> C
                 fields = freeze(fields, limit)
             if exc_info:
                 exc_info = exc_triple(exc_info)
-            record = (render, level, clock(), msg, exc_info, fields)
+            record = (render, level, clock(), msg, exc_info, fields, context_now())
             if len(queue) < size:
                 queue.append(record)
                 if len(queue) >= wake_at[0]:

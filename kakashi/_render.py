@@ -15,6 +15,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from . import _engine
+from ._context import Context
+from ._context import current as current_context
 from ._stats import counters, report
 from ._values import (
     escape_text,
@@ -113,10 +115,6 @@ def _key_renderer(spell: Callable[[str], str]) -> tuple[dict[str, str], Callable
     return cache, render_key
 
 
-_kv_keys, _kv_key = _key_renderer(lambda k: f" {k}=")
-_json_keys, _json_key = _key_renderer(lambda k: f",{json_str(k)}:")
-
-
 def _merge(bound: Mapping[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
     # Call fields win over bound fields of the same name; bound order is kept.
     merged = {k: v for k, v in bound.items() if k not in fields}
@@ -125,22 +123,6 @@ def _merge(bound: Mapping[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- emitters
-
-
-def _describe_kv(exc_info: object, limit: int) -> str:
-    described = describe_exception(exc_info)
-    return "" if described is None else " exception=" + logfmt_str(described[2], limit * 4)
-
-
-def _describe_json(exc_info: object, limit: int) -> str:
-    described = describe_exception(exc_info)
-    if described is None:
-        return ""
-    etype, emsg, tb = described
-    return (
-        f',"exception":{{"type":{json_str(etype)},"message":{json_str(emsg, limit)},'
-        f'"traceback":{json_str(tb, limit * 4)}}}'
-    )
 
 
 def make_emitter(
@@ -158,64 +140,62 @@ def make_emitter(
     ``threshold`` lines (1 for ERROR and above: written before the call returns).
     ``tls`` replaces the engine's thread-local storage (anything with a ``lines`` list) and
     ``clock`` the wall clock (the async worker renders records logged earlier).
-
-    The rendering is written out inline in the returned closure (no helper calls on the
-    common path): this function runs on every enabled log call.
     """
+    spec = _SPECS[fmt]
     if fmt == "json":
-        return _json_emitter(level_name, logger_name, bound, limit, threshold, tls or _engine._tls, clock or time.time)
-    return _kv_emitter(
-        fmt == "logfmt", level_name, logger_name, bound, limit, threshold, tls or _engine._tls, clock or time.time
-    )
+        head_pre = '{"timestamp":"'
+        head = f'","level":"{level_name}","logger":{json_str(logger_name)},"message":'
+        tail = "}\n"
+    elif fmt == "logfmt":
+        head_pre = "timestamp="
+        head = f" level={level_name} logger={logfmt_str(logger_name)} message="
+        tail = "\n"
+    else:
+        head_pre = ""
+        head = f" {level_name} {escape_text(logger_name)}: "
+        tail = "\n"
+    return _emitter(spec, head_pre, head, tail, bound, limit, threshold, tls or _engine._tls, clock or time.time)
 
 
-# Rendered forms of short string values, per format: values repeat far more than they
-# vary (methods, paths, hosts, user names). Bounded; cleared when full.
-_VALUE_CACHE_LIMIT = 1024
-_VALUE_CACHE_MAX_LEN = 64  # max_value_length is at least this, so cached values are never cut
-_kv_values: dict[str, str] = {}
-_json_values: dict[str, str] = {}
+class _Spec:
+    """How one format spells messages, field names, values and exceptions."""
+
+    def __init__(
+        self,
+        name: str,
+        message: Callable[[str, int], str],
+        key: Callable[[str], str],
+        str_value: Callable[[str, int], str],
+        value: Callable[[object, int], str],
+        exception: Callable[[object, int], str],
+    ) -> None:
+        self.name, self.message, self.exception = name, message, exception
+        self.str_value, self.value = str_value, value
+        self.keys, self.key = _key_renderer(key)
+        self.values: dict[str, str] = {}  # str value -> rendered, bounded (see _cached_str)
+
+    def fields(self, fields: Mapping[str, Any], limit: int) -> str:
+        """Render fields outside the hot path (bound fields, context, merges)."""
+        return "".join(self.key(k) + self.value(v, limit) for k, v in fields.items())
 
 
-def _kv_str(value: str, limit: int) -> str:
-    out = logfmt_str(value, limit)
-    if len(value) <= _VALUE_CACHE_MAX_LEN:
-        if len(_kv_values) >= _VALUE_CACHE_LIMIT:
-            _kv_values.clear()
-        _kv_values[value] = out
-    return out
-
-
-def _json_str_cached(value: str, limit: int) -> str:
-    out = json_str(value, limit)
-    if len(value) <= _VALUE_CACHE_MAX_LEN:
-        if len(_json_values) >= _VALUE_CACHE_LIMIT:
-            _json_values.clear()
-        _json_values[value] = out
-    return out
-
-
-def _kv_emitter(
-    logfmt: bool,
-    level_name: str,
-    logger_name: str,
+def _emitter(
+    spec: _Spec,
+    head_pre: str,
+    head: str,
+    tail: str,
     bound: Mapping[str, Any],
     limit: int,
     threshold: int,
     tls: Any,
     clock: Callable[[], float],
 ) -> Emit:
-    """text: ``<ts> LEVEL logger: message k=v ...``; logfmt: ``timestamp=<ts> level=LEVEL ...``."""
-    if logfmt:
-        head_pre = "timestamp="
-        head = f" level={level_name} logger={logfmt_str(logger_name)} message="
-    else:
-        head_pre = ""
-        head = f" {level_name} {escape_text(logger_name)}: "
-    bound_text = "".join(_kv_key(k) + logfmt_value(v, limit) for k, v in bound.items())
+    bound_text = spec.fields(bound, limit)
     bound_keys = frozenset(bound)
+    render_message, describe = spec.message, spec.exception
+    keys, key_slow, values, other = spec.keys, spec.key, spec.values, spec.value
     ms_cell = _ms_cell
-    keys, values = _kv_keys, _kv_values
+    context_now = current_context
     new_batch, flush_current = _engine._new_batch, _engine.flush_current
     # (message as passed, message as rendered) for the last call without %-args: most
     # calls pass the same literal again, so the checks and escaping are done once.
@@ -230,29 +210,29 @@ def _kv_emitter(
             if cached[0] is msg and not args:
                 text = cached[1]
             else:
-                text = format_message(msg, args, limit)
-                text = logfmt_str(text, limit) if logfmt else escape_text(text)
+                text = render_message(format_message(msg, args, limit), limit)
                 if not args and msg.__class__ is str:
                     last_msg[0] = (msg, text)
-            extra = bound_text
+            ctx = context_now()
+            extra = bound_text if ctx is None else _context_text(spec, ctx, limit, bound_keys, fields) + bound_text
             if fields:
                 if bound_keys and not bound_keys.isdisjoint(fields):
-                    fields, extra = _merge(bound, fields), ""
+                    extra = extra[: len(extra) - len(bound_text)] + spec.fields(_merge(bound, fields), limit)
+                    fields = {}
                 for key, value in fields.items():
                     cls = value.__class__
                     if cls is str:
                         rendered = values.get(value)
-                        value = _kv_str(value, limit) if rendered is None else rendered
+                        value = _cached_str(spec, value, limit) if rendered is None else rendered
                     elif cls is not int:
-                        value = logfmt_value(value, limit)
+                        value = other(value, limit)
                     try:
                         extra = f"{extra}{keys[key]}{value}"
                     except KeyError:
-                        extra = f"{extra}{_kv_key(key)}{value}"
+                        extra = f"{extra}{key_slow(key)}{value}"
             if exc_info:
-                extra += _describe_kv(exc_info, limit)
-            line = f"{head_pre}{ts}{head}{text}{extra}\n"
-            # The batching tail (the same in both emitters, inline to save a call).
+                extra += describe(exc_info, limit)
+            line = f"{head_pre}{ts}{head}{text}{extra}{tail}"
             try:
                 lines = tls.lines
             except AttributeError:
@@ -266,65 +246,59 @@ def _kv_emitter(
     return emit
 
 
-def _json_emitter(
-    level_name: str,
-    logger_name: str,
-    bound: Mapping[str, Any],
-    limit: int,
-    threshold: int,
-    tls: Any,
-    clock: Callable[[], float],
-) -> Emit:
-    """``{"timestamp":..,"level":..,"logger":..,"message":..,<fields>,"exception":{..}}``."""
-    head = f'","level":"{level_name}","logger":{json_str(logger_name)},"message":'
-    bound_text = "".join(_json_key(k) + json_value(v, limit) for k, v in bound.items())
-    bound_keys = frozenset(bound)
-    ms_cell = _ms_cell
-    keys, values = _json_keys, _json_values
-    new_batch, flush_current = _engine._new_batch, _engine.flush_current
-    last_msg: list[tuple[object, str]] = [(None, "")]
+def _context_text(spec: _Spec, ctx: Context, limit: int, bound_keys: frozenset[str], fields: dict[str, Any]) -> str:
+    """The context's fields, rendered once per format and cached on the (immutable) context;
+    without the keys that bound or call fields override."""
+    if (bound_keys and not ctx.keys.isdisjoint(bound_keys)) or (fields and not ctx.keys.isdisjoint(fields)):
+        shadowed = bound_keys | fields.keys()
+        return spec.fields({k: v for k, v in ctx.fields.items() if k not in shadowed}, limit)
+    text = ctx.rendered.get(spec.name)
+    if text is None:
+        text = ctx.rendered[spec.name] = spec.fields(ctx.fields, limit)
+    return text
 
-    def emit(msg: object, /, *args: Any, exc_info: object = None, **fields: Any) -> None:
-        try:
-            now = clock()
-            stamp = ms_cell[0]
-            ts = stamp[2] if stamp[0] <= now < stamp[1] else _refresh_timestamp(now)[2]
-            cached = last_msg[0]
-            if cached[0] is msg and not args:
-                text = cached[1]
-            else:
-                text = json_str(format_message(msg, args, limit), limit)
-                if not args and msg.__class__ is str:
-                    last_msg[0] = (msg, text)
-            extra = bound_text
-            if fields:
-                if bound_keys and not bound_keys.isdisjoint(fields):
-                    fields, extra = _merge(bound, fields), ""
-                for key, value in fields.items():
-                    cls = value.__class__
-                    if cls is str:
-                        rendered = values.get(value)
-                        value = _json_str_cached(value, limit) if rendered is None else rendered
-                    elif cls is not int:
-                        value = json_value(value, limit)
-                    try:
-                        extra = f"{extra}{keys[key]}{value}"
-                    except KeyError:
-                        extra = f"{extra}{_json_key(key)}{value}"
-            if exc_info:
-                extra += _describe_json(exc_info, limit)
-            line = f'{{"timestamp":"{ts}{head}{text}{extra}}}\n'
-            try:
-                lines = tls.lines
-            except AttributeError:
-                lines = new_batch()
-            lines.append(line)
-            if len(lines) >= threshold:
-                flush_current()
-        except Exception as exc:  # noqa: BLE001 - P5: logging never raises into the caller
-            internal_error(exc)
 
-    return emit
+# Rendered forms of short string values, per format: values repeat far more than they
+# vary (methods, paths, hosts, user names). Bounded; cleared when full.
+_VALUE_CACHE_LIMIT = 1024
+_VALUE_CACHE_MAX_LEN = 64  # max_value_length is at least this, so cached values are never cut
+
+
+def _cached_str(spec: _Spec, value: str, limit: int) -> str:
+    out = spec.str_value(value, limit)
+    if len(value) <= _VALUE_CACHE_MAX_LEN:
+        cache = spec.values
+        if len(cache) >= _VALUE_CACHE_LIMIT:
+            cache.clear()
+        cache[value] = out
+    return out
+
+
+def _kv_exception(exc_info: object, limit: int) -> str:
+    described = describe_exception(exc_info)
+    return "" if described is None else " exception=" + logfmt_str(described[2], limit * 4)
+
+
+def _json_exception(exc_info: object, limit: int) -> str:
+    described = describe_exception(exc_info)
+    if described is None:
+        return ""
+    etype, emsg, tb = described
+    return (
+        f',"exception":{{"type":{json_str(etype)},"message":{json_str(emsg, limit)},'
+        f'"traceback":{json_str(tb, limit * 4)}}}'
+    )
+
+
+def _text_message(text: str, limit: int) -> str:
+    return escape_text(text)
+
+
+_SPECS = {
+    "text": _Spec("text", _text_message, lambda k: f" {k}=", logfmt_str, logfmt_value, _kv_exception),
+    "logfmt": _Spec("logfmt", logfmt_str, lambda k: f" {k}=", logfmt_str, logfmt_value, _kv_exception),
+    "json": _Spec("json", json_str, lambda k: f",{json_str(k)}:", json_str, json_value, _json_exception),
+}
 
 
 def render_line(fmt: str, level_name: str, logger_name: str, message: str) -> str:

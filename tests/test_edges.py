@@ -122,9 +122,16 @@ work(0)
     proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
-        deadline = time.monotonic() + 20
-        while (not log_path.exists() or log_path.stat().st_size < 200_000) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        deadline = time.monotonic() + 30
+
+        def all_threads_written() -> bool:
+            if not log_path.exists() or log_path.stat().st_size < 200_000:
+                return False
+            data = log_path.read_bytes()
+            return all(f" t={tid} ".encode() in data for tid in (0, 1, 2))
+
+        while not all_threads_written() and time.monotonic() < deadline:
+            time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait(20)

@@ -1,4 +1,4 @@
-"""pytest-benchmark cases (not in the default run): ``pytest tests/benchmarks --benchmark-only``.
+"""pytest-benchmark cases, skipped in the default run: ``pytest tests/benchmarks --benchmark-only``.
 
 Each kakashi case has its stdlib twin in the same run, so the ratio is what to read.
 """

@@ -1,0 +1,80 @@
+"""Request context: fields that every record logged in the current context carries.
+
+Backed by one :class:`contextvars.ContextVar` holding an immutable :class:`Context`, so
+asyncio tasks see the context they were created in and cannot leak into each other, and
+a thread started with ``threading.Thread`` starts with an empty context (use
+``contextvars.copy_context().run`` to hand yours over). Setting a field makes a new
+Context; renderers cache their rendering of a Context on it, per format, so a request's
+context is rendered once, not once per line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+from typing import Any
+
+from ._values import freeze
+
+
+class Context:
+    """An immutable set of context fields, with per-format renderings cached on it."""
+
+    __slots__ = ("fields", "keys", "rendered")
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.fields = fields
+        self.keys = frozenset(fields)
+        self.rendered: dict[str, str] = {}  # format -> rendered fields (filled by emitters)
+
+
+_var: ContextVar[Context | None] = ContextVar("kakashi_context", default=None)
+current = _var.get  # the hot path calls this directly (a C method)
+_LIMIT = 32768
+
+
+def bind_context(**fields: Any) -> None:
+    """Add ``fields`` to the current context (values are captured now)."""
+    old = _var.get()
+    merged = {**old.fields, **freeze(fields, _LIMIT)} if old is not None else freeze(dict(fields), _LIMIT)
+    _var.set(Context(merged))
+
+
+def unbind_context(*keys: str) -> None:
+    """Remove ``keys`` from the current context (missing keys are ignored)."""
+    old = _var.get()
+    if old is None:
+        return
+    kept = {k: v for k, v in old.fields.items() if k not in keys}
+    _var.set(Context(kept) if kept else None)
+
+
+def clear_context() -> None:
+    """Remove every field from the current context."""
+    _var.set(None)
+
+
+def get_context() -> dict[str, Any]:
+    """A copy of the current context's fields."""
+    ctx = _var.get()
+    return {} if ctx is None else dict(ctx.fields)
+
+
+@contextlib.contextmanager
+def context(**fields: Any) -> Iterator[None]:
+    """``with kakashi.context(request_id=...):`` binds ``fields`` for the block and restores
+    the previous context when it ends, also on error."""
+    old = _var.get()
+    merged = {**old.fields, **freeze(fields, _LIMIT)} if old is not None else freeze(dict(fields), _LIMIT)
+    token = _var.set(Context(merged))
+    try:
+        yield
+    finally:
+        _var.reset(token)
+
+
+def set_current(ctx: Context | None) -> None:
+    """Install ``ctx`` in this thread (the async worker renders records in the context
+    they were logged in)."""
+    _var.set(ctx)

@@ -1,0 +1,131 @@
+"""contextvars-backed request context: precedence, isolation between tasks and threads."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+import kakashi
+
+from conftest import read_lines
+
+
+@pytest.fixture(autouse=True)
+def empty_context() -> None:
+    kakashi.clear_context()
+
+
+def records(path: Path) -> list[dict[str, object]]:
+    kakashi.flush()
+    return [json.loads(line) for line in read_lines(path)]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_context_fields_come_first_and_bind_then_call_fields_win(log_path: Path, mode: str) -> None:
+    kakashi.configure(sink=log_path, format="json", mode=mode)
+    log = kakashi.get_logger("ctx")
+    kakashi.bind_context(request_id="r1", user="ctx-user", path="/a")
+    bound = log.bind(user="bound-user", job="j")
+    bound.info("one", path="/call")
+    log.info("two")
+    got = records(log_path)
+    assert list(got[0])[4:] == ["request_id", "user", "job", "path"]
+    assert (got[0]["request_id"], got[0]["user"], got[0]["job"], got[0]["path"]) == ("r1", "bound-user", "j", "/call")
+    assert {k: got[1][k] for k in ("request_id", "user", "path")} == {
+        "request_id": "r1",
+        "user": "ctx-user",
+        "path": "/a",
+    }
+
+
+@pytest.mark.parametrize("fmt", ["text", "logfmt"])
+def test_context_in_key_value_formats(log_path: Path, fmt: str) -> None:
+    kakashi.configure(sink=log_path, format=fmt)
+    kakashi.bind_context(request_id="abc")
+    kakashi.get_logger("kv").info("hello", n=1)
+    kakashi.flush()
+    assert read_lines(log_path)[0].endswith("hello request_id=abc n=1")
+
+
+def test_unbind_clear_and_get_context() -> None:
+    kakashi.bind_context(a=1, b=2)
+    kakashi.bind_context(c=3)
+    snapshot = kakashi.get_context()
+    snapshot["a"] = "changed"
+    assert kakashi.get_context() == {"a": 1, "b": 2, "c": 3}
+    kakashi.unbind_context("a", "missing")
+    assert kakashi.get_context() == {"b": 2, "c": 3}
+    kakashi.unbind_context("b", "c")
+    assert kakashi.get_context() == {}
+    kakashi.bind_context(x=1)
+    kakashi.clear_context()
+    assert kakashi.get_context() == {}
+
+
+def test_context_manager_restores_the_previous_context_also_on_error() -> None:
+    kakashi.bind_context(outer=1)
+    with kakashi.context(inner=2):
+        assert kakashi.get_context() == {"outer": 1, "inner": 2}
+        with pytest.raises(KeyError), kakashi.context(deeper=3):
+            raise KeyError("x")
+        assert kakashi.get_context() == {"outer": 1, "inner": 2}
+    assert kakashi.get_context() == {"outer": 1}
+
+
+def test_context_values_are_captured_when_bound(log_path: Path) -> None:
+    kakashi.configure(sink=log_path, format="json")
+    tags = ["a"]
+    kakashi.bind_context(tags=tags)
+    tags.append("b")
+    kakashi.get_logger("cap").info("x")
+    assert records(log_path)[0]["tags"] == ["a"]
+
+
+def test_asyncio_tasks_do_not_leak_into_each_other(log_path: Path) -> None:
+    kakashi.configure(sink=log_path, format="json")
+    log = kakashi.get_logger("tasks")
+
+    async def handle(rid: str, ready: asyncio.Event, go: asyncio.Event) -> None:
+        kakashi.bind_context(request_id=rid)
+        log.info("start")
+        ready.set()
+        await go.wait()  # the other task runs in between
+        log.info("end")
+
+    async def main() -> None:
+        events = [(asyncio.Event(), asyncio.Event()) for _ in range(50)]
+        tasks = [asyncio.create_task(handle(f"r{i}", r, g)) for i, (r, g) in enumerate(events)]
+        for ready, _ in events:
+            await ready.wait()
+        for _, go in reversed(events):
+            go.set()
+        await asyncio.gather(*tasks)
+        log.info("after all tasks")
+
+    asyncio.run(main())
+    got = records(log_path)
+    by_id: dict[object, list[object]] = {}
+    for r in got[:-1]:
+        by_id.setdefault(r["request_id"], []).append(r["message"])
+    assert by_id == {f"r{i}": ["start", "end"] for i in range(50)}
+    assert "request_id" not in got[-1]
+
+
+def test_threads_start_with_an_empty_context_unless_handed_one(log_path: Path) -> None:
+    kakashi.configure(sink=log_path, format="json")
+    log = kakashi.get_logger("threads")
+    kakashi.bind_context(request_id="main")
+    plain = threading.Thread(target=log.info, args=("plain thread",))
+    plain.start()
+    plain.join()
+    ctx = contextvars.copy_context()
+    handed = threading.Thread(target=ctx.run, args=(log.info, "handed over"))
+    handed.start()
+    handed.join()
+    got = {r["message"]: r.get("request_id") for r in records(log_path)}
+    assert got == {"plain thread": None, "handed over": "main"}
