@@ -19,6 +19,7 @@ from kakashi import _async, _engine, _stats
 def reset_kakashi() -> Iterator[None]:
     """Every test starts and ends with the default configuration and nothing pending."""
     kakashi.configure()
+    kakashi.clear_context()
     _stats.reset_reports()
     yield
     kakashi.shutdown()  # drains and stops the async worker too
@@ -26,6 +27,7 @@ def reset_kakashi() -> Iterator[None]:
     kakashi.clear_logger_cache()
     _engine._lost_unannounced = 0
     _async.async_queue.dropped_unannounced = 0
+    kakashi.clear_context()
 
 
 @pytest.fixture
