@@ -8,6 +8,7 @@ from ._context import bind_context, clear_context, context, get_context, unbind_
 from ._levels import CRITICAL, DEBUG, ERROR, INFO, WARNING
 from ._logger import Logger, clear_logger_cache, get_async_logger, get_logger
 from ._sinks import CallableSink, FileSink, Sink, StreamSink
+from ._values import DEFAULT_REDACT, is_redacted
 
 __version__ = "0.3.0"
 
@@ -22,6 +23,7 @@ __all__ = [
     "CRITICAL",
     "CallableSink",
     "DEBUG",
+    "DEFAULT_REDACT",
     "ERROR",
     "FileSink",
     "INFO",
@@ -44,6 +46,7 @@ __all__ = [
     "get_async_logger",
     "get_context",
     "get_logger",
+    "is_redacted",
     "shutdown",
     "shutdown_async_logging",
     "stats",

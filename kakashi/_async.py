@@ -21,12 +21,13 @@ a busy worker costs producers one comparison per call.
 
 from __future__ import annotations
 
+import functools
+import operator
 import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from types import SimpleNamespace
 from typing import Any
 
 from . import _context, _engine
@@ -50,9 +51,9 @@ class _Barrier:
         self.done = threading.Event()
 
 
-# A queued record: (render, level, time, msg, exc_info, fields, context). ``render`` is a sync-mode
-# emitter built for the worker: it takes the record's time from ``out.times`` and appends its
-# line to ``out.lines`` (see make_worker_render).
+# A queued record: (render, level, time, msg, exc_info, fields, context). ``render`` renders
+# the record for every route it goes to, appending each line to that route's
+# ``worker.lines``; it reads the record's time through ``AsyncQueue.clock``.
 Record = tuple[Callable[..., None], int, float, object, object, dict[str, Any], Context | None]
 
 
@@ -70,21 +71,18 @@ class AsyncQueue:
         self.wake_at = [1]  # producers compare len(queue) with wake_at[0]
         self.dropped_unannounced = 0
         self.drop_lock = threading.Lock()
-        self.announce: Callable[[str], str] = lambda text: f"kakashi: {text}\n"
         self.thread: threading.Thread | None = None
         self.start_lock = threading.Lock()
         self.stopping = False
         self.pid = os.getpid()
-        # The worker's rendering target: emitters append their line to `lines` and take the
-        # record's time from `times` (their clock is `times.pop`, a C call: the worker pushes
-        # each record's time just before rendering it). Never replaced, only emptied.
-        self.out = SimpleNamespace(lines=[], times=[])
+        # The time of the record being rendered, set by the worker before each render; the
+        # worker renderers' clock reads it (a C-level partial: no Python frame).
+        self.time_cell = [0.0]
+        self.clock: Callable[[], float] = functools.partial(operator.getitem, self.time_cell, 0)  # type: ignore[assignment]
 
-    def configure(
-        self, queue_size: int, batch_size: int, max_latency: float, overflow: str, announce: Callable[[str], str]
-    ) -> None:
+    def configure(self, queue_size: int, batch_size: int, max_latency: float, overflow: str) -> None:
         self.queue_size, self.batch_size, self.max_latency = queue_size, batch_size, max_latency
-        self.overflow, self.announce = overflow, announce
+        self.overflow = overflow
 
     # ------------------------------------------------------------ producer side
 
@@ -216,9 +214,7 @@ class AsyncQueue:
             self.room.set()
 
     def _write_batch(self) -> None:
-        queue, out, set_context = self.queue, self.out, _context.set_current
-        lines, push_time = out.lines, out.times.append
-        count = 0
+        queue, time_cell, set_context = self.queue, self.time_cell, _context.set_current
         barriers: list[_Barrier] = []
         for _ in range(self.batch_size):
             try:
@@ -228,22 +224,26 @@ class AsyncQueue:
             if isinstance(item, _Barrier):
                 barriers.append(item)
                 break  # write what came before it, then release the waiter
-            render, _, now, msg, exc_info, fields, ctx = item
-            push_time(now)
+            render, _, time_cell[0], msg, exc_info, fields, ctx = item
             set_context(ctx)  # render in the context the record was logged in
             if fields or exc_info:
                 render(msg, exc_info=exc_info, **fields)
             else:
                 render(msg)
-            count += 1
+        notice = ""
         if self.dropped_unannounced:
             with self.drop_lock:
                 dropped, self.dropped_unannounced = self.dropped_unannounced, 0
-            lines.append(self.announce(f"kakashi dropped {dropped:,} records (overflow={self.overflow})"))
-        if lines:
-            data = "".join(lines)
-            lines.clear()
-            _engine.write_lines(data, count)
+            notice = f"kakashi dropped {dropped:,} records (overflow={self.overflow})"
+        for route in _engine.routes():
+            lines = route.worker.lines  # filled by the renders above
+            if notice:
+                lines.append(route.announce(notice))
+            if lines:
+                data = "".join(lines)
+                written = len(lines) - (1 if notice else 0)
+                lines.clear()
+                _engine.write_lines(route, data, written)
         for barrier in barriers:
             barrier.done.set()
 
@@ -261,8 +261,8 @@ class AsyncQueue:
         self.thread = None
         self.stopping = False
         self.pid = os.getpid()
-        self.out.lines.clear()
-        self.out.times.clear()
+        for route in _engine.routes():
+            route.worker.lines.clear()
 
 
 def _barrier_queued(queue: deque[Any]) -> bool:

@@ -14,7 +14,7 @@ from ._levels import INFO, parse_level
 from ._render import FORMATS, render_line
 from ._sinks import Sink, make_sink
 from ._stats import report
-from ._values import DEFAULT_MAX_LENGTH
+from ._values import DEFAULT_MAX_LENGTH, DEFAULT_REDACT, set_redacted
 
 ENV_LEVEL = "KAKASHI_LEVEL"
 ENV_FORMAT = "KAKASHI_FORMAT"
@@ -34,6 +34,7 @@ class Config:
     queue_size: int = 10_000
     overflow: str = "block"
     max_latency: float = 0.1
+    redact: tuple[str, ...] = DEFAULT_REDACT
 
 
 MODES = ("sync", "async")
@@ -87,7 +88,8 @@ def configure(
     *,
     level: int | str = "INFO",
     format: str = "text",  # noqa: A002 - the documented option name
-    sink: object = "stderr",
+    sink: object = None,
+    sinks: list[object] | None = None,
     batch_size: int = 100,
     flush_interval: float = 1.0,
     max_value_length: int = DEFAULT_MAX_LENGTH,
@@ -95,6 +97,7 @@ def configure(
     queue_size: int = 10_000,
     overflow: str = "block",
     max_latency: float = 0.1,
+    redact: tuple[str, ...] | list[str] = DEFAULT_REDACT,
 ) -> None:
     """Set the whole configuration; takes effect at once for every existing logger.
 
@@ -106,9 +109,12 @@ def configure(
         level: the default minimum level of loggers: a name (``"DEBUG"`` ... ``"CRITICAL"``)
             or an int. Loggers given their own level keep it.
         format: ``"text"``, ``"json"`` or ``"logfmt"``.
-        sink: ``"stderr"``, ``"stdout"``, a file path (``str`` or ``os.PathLike``, appended
-            to, opened here), an object with ``write(str)``, a callable taking a string of
-            whole lines, or a :class:`kakashi.Sink`.
+        sink: ``"stderr"`` (the default), ``"stdout"``, a file path (``str`` or
+            ``os.PathLike``, appended to, opened here), an object with ``write(str)``, a
+            callable taking a string of whole lines, or a :class:`kakashi.Sink`.
+        sinks: several destinations instead of ``sink``: each item is what ``sink`` takes,
+            or a dict ``{"sink": ..., "format": ..., "level": ...}`` giving that destination
+            its own format and minimum level.
         batch_size: lines a thread collects before writing them with one call (>= 1).
         flush_interval: seconds a line may wait in a batch at most (> 0).
         max_value_length: longer messages and field values are cut, with a marker (>= 64).
@@ -119,6 +125,9 @@ def configure(
             ``"drop_newest"`` or ``"drop_oldest"``; drops are counted and announced, and
             ERROR and above are never dropped.
         max_latency: seconds the async worker waits to fill a batch (> 0).
+        redact: field names whose values are written as ``[REDACTED]``: a name matches when
+            it contains one of these, ignoring case (``"token"`` redacts ``access_token``).
+            Extend the default with ``kakashi.DEFAULT_REDACT + ("ssn",)``; ``()`` turns it off.
 
     Raises:
         ValueError: a bad value (named in the message with the valid choices).
@@ -135,28 +144,82 @@ def configure(
         queue_size=_check_int("queue_size", queue_size, 1),
         overflow=_check_choice("overflow", overflow, OVERFLOW_POLICIES),
         max_latency=_check_seconds("max_latency", max_latency),
+        redact=_check_redact(redact),
     )
-    new_sink = make_sink(sink)  # opens files: a bad path fails here (R20)
-    _apply(new, new_sink)
+    if sink is not None and sinks is not None:
+        raise ValueError("give sink= or sinks=, not both")
+    specs = [sink if sink is not None else "stderr"] if sinks is None else _check_sinks(sinks)
+    routes: list[_engine.Route] = []
+    try:
+        for spec in specs:
+            routes.append(_make_route(spec, new.format))  # opens files: a bad path fails here (R20)
+    except BaseException:
+        for route in routes:
+            _close_quietly(route.sink)
+        raise
+    _apply(new, routes)
 
 
-def _apply(new: Config, new_sink: Sink) -> None:
+def _check_sinks(sinks: object) -> list[object]:
+    if isinstance(sinks, (str, bytes)) or not isinstance(sinks, (list, tuple)):
+        raise TypeError(f"sinks must be a list of sinks, not {type(sinks).__name__}")
+    if not sinks:
+        raise ValueError("sinks must not be empty (give at least one sink)")
+    return list(sinks)
+
+
+_ROUTE_KEYS = frozenset({"sink", "format", "level"})
+
+
+def _make_route(spec: object, default_format: str) -> _engine.Route:
+    if isinstance(spec, dict):
+        unknown = set(spec) - _ROUTE_KEYS
+        if unknown:
+            raise ValueError(
+                f"unknown key(s) {', '.join(map(repr, sorted(unknown)))} in sink {spec!r}; "
+                "valid keys: sink, format, level"
+            )
+        if "sink" not in spec:
+            raise ValueError(f"sink {spec!r} has no 'sink' key")
+        fmt = _check_format(spec["format"]) if "format" in spec else default_format
+        level = parse_level(spec["level"]) if spec.get("level") is not None else None
+        return _engine.Route(make_sink(spec["sink"]), fmt, level)
+    return _engine.Route(make_sink(spec), default_format, None)
+
+
+def _check_redact(names: object) -> tuple[str, ...]:
+    if isinstance(names, str) or not isinstance(names, (list, tuple, frozenset, set)):
+        raise TypeError(f"redact must be a tuple of field names, not {type(names).__name__}")
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"redact entries must be non-empty strings, got {name!r}")
+    return tuple(name.lower() for name in names)
+
+
+def _apply(new: Config, routes: list[_engine.Route]) -> None:
     global _current
     with _lock:
-        fmt = new.format
-
-        def announce(text: str) -> str:
-            return render_line(fmt, "WARNING", "kakashi", text)
-
-        async_queue.flush()  # records queued under the old settings go to the old sink
-        old_sink = _engine.set_sink(new_sink, announce)
-        if old_sink is not new_sink:
-            _close_quietly(old_sink)
+        for route in routes:
+            route.announce = _announcer(route.format)
+        async_queue.flush()  # records queued under the old settings go to the old sinks
+        old_routes = _engine.set_routes(routes)
+        kept = {id(route.sink) for route in routes}
+        for route in old_routes:
+            if id(route.sink) not in kept:
+                _close_quietly(route.sink)
+        set_redacted(new.redact)
         _engine.set_flush_interval(new.flush_interval)
-        async_queue.configure(new.queue_size, new.batch_size, new.max_latency, new.overflow, announce)
+        async_queue.configure(new.queue_size, new.batch_size, new.max_latency, new.overflow)
         _current = new
         for listener in _listeners:
             listener(new)
+
+
+def _announcer(fmt: str) -> Callable[[str], str]:
+    def announce(text: str) -> str:
+        return render_line(fmt, "WARNING", "kakashi", text)
+
+    return announce
 
 
 def _close_quietly(sink: Sink) -> None:
@@ -204,7 +267,8 @@ def shutdown(timeout: float = 10.0) -> None:
     reopened on demand) and ``configure()`` may be called again."""
     async_queue.shutdown(timeout)
     _engine.flush_all()
-    _close_quietly(_engine.current_sink())
+    for route in _engine.routes():
+        _close_quietly(route.sink)
 
 
 def _enter_exit_mode() -> None:

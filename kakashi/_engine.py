@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
 
 from ._sinks import Sink, StreamSink
 from ._stats import counters, report, reset_reports
@@ -33,15 +34,51 @@ from ._stats import counters, report, reset_reports
 LOCK_TIMEOUT = 5.0
 
 
+class Route:
+    """One destination: a sink, plus the format and level it was configured with (used by
+    the loggers that render for it). Each route has its own per-thread batches."""
+
+    def __init__(self, sink: Sink, fmt: str = "text", level: int | None = None) -> None:
+        self.sink = sink
+        self.format = fmt
+        self.level = level  # None: every record the logger lets through
+        self.tls = threading.local()  # .lines, .batch, .exit  (the hot path reads .lines)
+        self.announce: Callable[[str], str] = lambda text: f"kakashi: {text}\n"
+        self.lost_unannounced = 0  # lines lost to a failed write, announced on recovery
+        self.worker = SimpleNamespace(lines=[])  # the async worker's rendered lines (worker only)
+
+    def new_batch(self) -> list[str]:
+        """Create the calling thread's batch for this route (its first log call)."""
+        batch = Batch(self, threading.current_thread())
+        with _registry_lock:
+            _registry.add(batch)
+        tls = self.tls
+        tls.batch = batch
+        tls.exit = _ThreadExit(batch)
+        tls.lines = batch.lines
+        _flusher.ensure_running()
+        return batch.lines
+
+    def flush_current(self) -> None:
+        """Write the calling thread's pending lines for this route, and wait for it."""
+        batch = getattr(self.tls, "batch", None)
+        if batch is not None:
+            flush_batch(batch)
+
+    def __repr__(self) -> str:
+        return f"<Route {self.sink!r} format={self.format} level={self.level}>"
+
+
 class Batch:
-    """One thread's pending lines. ``lines`` is appended to by the owner only."""
+    """One thread's pending lines for one route. ``lines`` is appended to by the owner only."""
 
-    __slots__ = ("__weakref__", "lines", "lock", "pid", "thread")
+    __slots__ = ("__weakref__", "lines", "lock", "pid", "route", "thread")
 
-    def __init__(self, thread: threading.Thread) -> None:
+    def __init__(self, route: Route, thread: threading.Thread) -> None:
         self.lines: list[str] = []
         self.lock = threading.Lock()
         self.pid = os.getpid()
+        self.route = route
         self.thread = thread
 
 
@@ -67,40 +104,11 @@ class _ThreadExit:
             pass
 
 
-_tls = threading.local()  # .lines, .batch, .exit  (the hot path reads .lines only)
 _guard = threading.local()  # .active: this thread is inside a flush (re-entrancy guard)
 _registry: set[Batch] = set()
 _registry_lock = threading.Lock()
 
-_sink: Sink = StreamSink("stderr")
-_announce: Callable[[str], str] = lambda text: f"kakashi: {text}\n"  # noqa: E731
-_lost_unannounced = 0
-
-
-def thread_lines() -> list[str]:
-    """The calling thread's pending lines, created on its first log call."""
-    try:
-        return _tls.lines  # type: ignore[no-any-return]
-    except AttributeError:
-        return _new_batch()
-
-
-def _new_batch() -> list[str]:
-    batch = Batch(threading.current_thread())
-    with _registry_lock:
-        _registry.add(batch)
-    _tls.batch = batch
-    _tls.exit = _ThreadExit(batch)
-    _tls.lines = batch.lines
-    _flusher.ensure_running()
-    return batch.lines
-
-
-def flush_current() -> None:
-    """Write the calling thread's pending lines (and wait until they are written)."""
-    batch = getattr(_tls, "batch", None)
-    if batch is not None:
-        flush_batch(batch)
+_routes: list[Route] = [Route(StreamSink("stderr"))]
 
 
 def flush_batch(batch: Batch) -> None:
@@ -113,36 +121,46 @@ def flush_batch(batch: Batch) -> None:
         return
     _guard.active = True
     try:
-        lines = batch.lines
-        count = len(lines)
-        if count:
-            data = "".join(lines[:count])
-            del lines[:count]
-            _write(data, count)
+        _take_and_write(batch)
     finally:
         _guard.active = False
         batch.lock.release()
 
 
-def _write(data: str, count: int) -> None:
-    """One write call for ``count`` lines; failures are counted and reported, never raised."""
-    global _lost_unannounced
-    sink = _sink
+def _take_and_write(batch: Batch) -> None:
+    """Write the lines in ``batch`` now (the caller holds ``batch.lock``)."""
+    lines = batch.lines
+    count = len(lines)
+    if count:
+        data = "".join(lines[:count])
+        del lines[:count]
+        write_lines(batch.route, data, count)
+
+
+def in_flush() -> bool:
+    """Whether the calling thread is inside a kakashi write (a sink is running)."""
+    return bool(getattr(_guard, "active", False))
+
+
+def write_lines(route: Route, data: str, count: int) -> None:
+    """One write call for ``count`` finished lines to ``route``'s sink; failures are
+    counted and reported, never raised."""
+    sink = route.sink
     if not sink.lock.acquire(timeout=LOCK_TIMEOUT):
         counters.add(dropped=count, sink_errors=1)
-        _lost_unannounced += count
+        route.lost_unannounced += count
         report("lock", f"sink {sink.name!r} stayed locked for {LOCK_TIMEOUT}s; {count} records dropped")
         return
     try:
-        lost = _lost_unannounced
+        lost = route.lost_unannounced
         if lost:
-            data = _announce(f"kakashi lost {lost:,} records: the sink failed (see stats())") + data
+            data = route.announce(f"kakashi lost {lost:,} records: the sink failed (see stats())") + data
         sink.write(data)
         if lost:
-            _lost_unannounced -= lost
+            route.lost_unannounced -= lost
         counters.add(written=count)
     except Exception as exc:  # noqa: BLE001 - P5: never into the caller
-        _lost_unannounced += count
+        route.lost_unannounced += count
         counters.add(dropped=count, sink_errors=1)
         report(
             f"sink:{id(sink)}",
@@ -150,11 +168,6 @@ def _write(data: str, count: int) -> None:
         )
     finally:
         sink.lock.release()
-
-
-def write_lines(data: str, count: int) -> None:
-    """Write ``count`` finished lines (the async worker's batches) like a thread's batch."""
-    _write(data, count)
 
 
 def flush_all() -> None:
@@ -168,16 +181,17 @@ def pending() -> int:
     return sum(len(batch.lines) for batch in list(_registry))
 
 
-def set_sink(sink: Sink, announce: Callable[[str], str]) -> Sink:
-    """Route future batches to ``sink`` after writing what is pending to the current one."""
-    global _sink, _announce
+def set_routes(routes: list[Route]) -> list[Route]:
+    """Send future records to ``routes`` after writing what is pending to the current ones.
+    Returns the routes replaced."""
+    global _routes
     flush_all()
-    old, _sink, _announce = _sink, sink, announce
+    old, _routes = _routes, routes
     return old
 
 
-def current_sink() -> Sink:
-    return _sink
+def routes() -> list[Route]:
+    return _routes
 
 
 # ---------------------------------------------------------------- the flusher thread
@@ -291,13 +305,9 @@ def _before_fork() -> None:
     pid = os.getpid()
     for batch in list(_registry):
         if take(batch.lock) and batch.pid == pid:
-            lines = batch.lines
-            count = len(lines)
-            if count:
-                data = "".join(lines[:count])
-                del lines[:count]
-                _write(data, count)
-    take(_sink.lock)
+            _take_and_write(batch)
+    for route in _routes:
+        take(route.sink.lock)
 
 
 def _after_fork_parent() -> None:
@@ -307,22 +317,24 @@ def _after_fork_parent() -> None:
 
 def _after_fork_child() -> None:
     # Never touch a lock inherited from the parent: build new ones.
-    global _registry_lock, _lost_unannounced
+    global _registry_lock
     _held_for_fork.clear()
     _registry_lock = threading.Lock()
     _registry.clear()
     _guard.__dict__.clear()
-    _sink.reset_after_fork()
     counters.reset_after_fork()
     reset_reports()
-    _lost_unannounced = 0
     _flusher.reset_after_fork()
-    batch = getattr(_tls, "batch", None)
-    if batch is not None:  # the forking thread's own batch carries on in the child
-        batch.lock = threading.Lock()
-        batch.pid = os.getpid()
-        batch.thread = threading.current_thread()
-        _registry.add(batch)
+    for route in _routes:
+        route.sink.reset_after_fork()
+        route.lost_unannounced = 0
+        batch = getattr(route.tls, "batch", None)
+        if batch is not None:  # the forking thread's own batch carries on in the child
+            batch.lock = threading.Lock()
+            batch.pid = os.getpid()
+            batch.thread = threading.current_thread()
+            _registry.add(batch)
+    if _registry:
         _flusher.ensure_running()
 
 

@@ -16,7 +16,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from . import _config
+from . import _config, _engine
 from ._async import async_queue, make_async_emitter
 from ._levels import CRITICAL, DEBUG, ERROR, INFO, WARNING, level_name, parse_level
 from ._render import internal_error, make_emitter
@@ -81,22 +81,26 @@ class Logger:
         exiting = _config.exiting()
         use_async = (self._async or config.mode == "async") and not exiting
         threshold = 1 if exiting else config.batch_size
-        name = self._core.name
+        name, bound, limit = self._core.name, self._bound, config.max_value_length
+        all_routes = _engine.routes()
         for attr, num in _METHODS:
-            if num < level:
+            routes = [r for r in all_routes if r.level is None or r.level <= num]
+            if num < level or not routes:
                 setattr(self, attr, _DISABLED)
             elif use_async:
-                setattr(self, attr, _async_emitter(config, num, name, self._bound))
+                renders = [
+                    make_emitter(
+                        r.format, level_name(num), name, bound, limit, 1, tls=r.worker, clock=async_queue.clock
+                    )
+                    for r in routes
+                ]
+                setattr(self, attr, make_async_emitter(_fan_out(renders), num, limit))
             else:
-                emit = make_emitter(
-                    config.format,
-                    level_name(num),
-                    name,
-                    self._bound,
-                    config.max_value_length,
-                    1 if num >= ERROR else threshold,
-                )
-                setattr(self, attr, emit)
+                emits = [
+                    make_emitter(r.format, level_name(num), name, bound, limit, 1 if num >= ERROR else threshold, r)
+                    for r in routes
+                ]
+                setattr(self, attr, _fan_out(emits))
         self.warn = self.warning
         error = self.error
         if error is _DISABLED:
@@ -163,15 +167,12 @@ class Logger:
         if num < self.level:
             return
         config = _config.current()
-        emit = make_emitter(
-            config.format,
-            level_name(num),
-            self._core.name,
-            self._bound,
-            config.max_value_length,
-            1 if num >= ERROR else config.batch_size,
-        )
-        emit(msg, *args, exc_info=exc_info, **fields)
+        routes = [r for r in _engine.routes() if r.level is None or r.level <= num]
+        threshold = 1 if num >= ERROR else config.batch_size
+        name, bound, limit = self._core.name, self._bound, config.max_value_length
+        emits = [make_emitter(r.format, level_name(num), name, bound, limit, threshold, r) for r in routes]
+        for each in emits:
+            each(msg, *args, exc_info=exc_info, **fields)
 
     def bind(self, **fields: Any) -> Logger:
         """A logger of the same name that adds ``fields`` to every record (call fields of the
@@ -195,19 +196,17 @@ def _rebuild_all(config: _config.Config) -> None:
 _config.add_listener(_rebuild_all)
 
 
-def _async_emitter(config: _config.Config, level: int, name: str, bound: dict[str, Any]) -> Callable[..., None]:
-    out = async_queue.out
-    render = make_emitter(
-        config.format,
-        level_name(level),
-        name,
-        bound,
-        config.max_value_length,
-        1 << 62,  # never flushes: the worker writes what it rendered
-        tls=out,
-        clock=out.times.pop,
-    )
-    return make_async_emitter(render, level, config.max_value_length)
+def _fan_out(emits: list[Callable[..., None]]) -> Callable[..., None]:
+    """One method for several routes (one emitter each); the single-route case is the
+    emitter itself, with no extra call."""
+    if len(emits) == 1:
+        return emits[0]
+
+    def emit(msg: object, /, *args: Any, exc_info: object = None, **fields: Any) -> None:
+        for each in emits:
+            each(msg, *args, exc_info=exc_info, **fields)
+
+    return emit
 
 
 _cores: dict[str, _Core] = {}

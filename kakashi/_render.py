@@ -19,12 +19,15 @@ from ._context import Context
 from ._context import current as current_context
 from ._stats import counters, report
 from ._values import (
+    REDACTED,
     escape_text,
     format_message,
+    is_redacted,
     json_str,
     json_value,
     logfmt_str,
     logfmt_value,
+    name_caches,
     safe_str,
     sanitize_key,
 )
@@ -103,12 +106,15 @@ def _key_renderer(spell: Callable[[str], str]) -> tuple[dict[str, str], Callable
     """Memoise the rendered form of a field name (names repeat; values do not). Returns the
     cache, which emitters index directly, and the function that fills it."""
     cache: dict[str, str] = {}
+    name_caches.append(cache)
 
     def render_key(key: str) -> str:
         out = cache.get(key)
         if out is None:
             out = spell(sanitize_key(key))
-            if len(cache) < _KEY_CACHE_LIMIT:
+            # Redacted names stay out of the cache, so the hot path's lookup misses and
+            # takes the slow path, which writes [REDACTED] instead of the value.
+            if len(cache) < _KEY_CACHE_LIMIT and not is_redacted(key):
                 cache[key] = out
         return out
 
@@ -132,14 +138,17 @@ def make_emitter(
     bound: Mapping[str, Any],
     limit: int,
     threshold: int,
+    route: _engine.Route | None = None,
+    *,
     tls: Any = None,
     clock: Callable[[], float] | None = None,
 ) -> Emit:
     """Build a logger method for one logger and level: render the call into one line in
     the calling thread and append it to the thread's batch, which is written once it holds
     ``threshold`` lines (1 for ERROR and above: written before the call returns).
-    ``tls`` replaces the engine's thread-local storage (anything with a ``lines`` list) and
-    ``clock`` the wall clock (the async worker renders records logged earlier).
+    Without a ``route``, lines go to ``tls.lines`` (anything with a ``lines`` list) and are
+    never flushed by the emitter: the async worker and kakashi's own notices render that
+    way, the worker with ``clock`` giving each record's own time.
     """
     spec = _SPECS[fmt]
     if fmt == "json":
@@ -154,7 +163,18 @@ def make_emitter(
         head_pre = ""
         head = f" {level_name} {escape_text(logger_name)}: "
         tail = "\n"
-    return _emitter(spec, head_pre, head, tail, bound, limit, threshold, tls or _engine._tls, clock or time.time)
+    if route is not None:
+        tls, new_batch, flush_current = route.tls, route.new_batch, route.flush_current
+    else:
+        new_batch = flush_current = _unbatched
+        threshold = 1 << 62
+    return _emitter(
+        spec, head_pre, head, tail, bound, limit, threshold, tls, new_batch, flush_current, clock or time.time
+    )
+
+
+def _unbatched() -> Any:
+    raise RuntimeError("an emitter without a route has no batch to flush")
 
 
 class _Spec:
@@ -171,12 +191,15 @@ class _Spec:
     ) -> None:
         self.name, self.message, self.exception = name, message, exception
         self.str_value, self.value = str_value, value
+        self.redacted = str_value(REDACTED, 64)
         self.keys, self.key = _key_renderer(key)
         self.values: dict[str, str] = {}  # str value -> rendered, bounded (see _cached_str)
 
     def fields(self, fields: Mapping[str, Any], limit: int) -> str:
         """Render fields outside the hot path (bound fields, context, merges)."""
-        return "".join(self.key(k) + self.value(v, limit) for k, v in fields.items())
+        return "".join(
+            self.key(k) + (self.redacted if is_redacted(k) else self.value(v, limit)) for k, v in fields.items()
+        )
 
 
 def _emitter(
@@ -188,15 +211,16 @@ def _emitter(
     limit: int,
     threshold: int,
     tls: Any,
+    new_batch: Callable[[], list[str]],
+    flush_current: Callable[[], None],
     clock: Callable[[], float],
 ) -> Emit:
     bound_text = spec.fields(bound, limit)
     bound_keys = frozenset(bound)
     render_message, describe = spec.message, spec.exception
-    keys, key_slow, values, other = spec.keys, spec.key, spec.values, spec.value
+    keys, key_slow, values, other, redacted = spec.keys, spec.key, spec.values, spec.value, spec.redacted
     ms_cell = _ms_cell
     context_now = current_context
-    new_batch, flush_current = _engine._new_batch, _engine.flush_current
     # (message as passed, message as rendered) for the last call without %-args: most
     # calls pass the same literal again, so the checks and escaping are done once.
     last_msg: list[tuple[object, str]] = [(None, "")]
@@ -228,8 +252,8 @@ def _emitter(
                         value = other(value, limit)
                     try:
                         extra = f"{extra}{keys[key]}{value}"
-                    except KeyError:
-                        extra = f"{extra}{key_slow(key)}{value}"
+                    except KeyError:  # a new or a redacted name
+                        extra = f"{extra}{key_slow(key)}{redacted if is_redacted(key) else value}"
             if exc_info:
                 extra += describe(exc_info, limit)
             line = f"{head_pre}{ts}{head}{text}{extra}{tail}"
@@ -304,5 +328,5 @@ _SPECS = {
 def render_line(fmt: str, level_name: str, logger_name: str, message: str) -> str:
     """Render one record to a line without batching it (kakashi's own notices)."""
     out = SimpleNamespace(lines=[])
-    make_emitter(fmt, level_name, logger_name, {}, 1 << 20, 1 << 30, out)(message)
+    make_emitter(fmt, level_name, logger_name, {}, 1 << 20, 1, tls=out)(message)
     return "".join(out.lines)

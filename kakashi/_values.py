@@ -84,6 +84,48 @@ def format_message(msg: object, args: tuple[Any, ...], limit: int) -> str:
     return truncate(text, limit)
 
 
+# Field names whose values are never written (R24): a name matches when it contains one
+# of these, ignoring case.
+DEFAULT_REDACT: tuple[str, ...] = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "authorization",
+    "cookie",
+    "set-cookie",
+)
+REDACTED = "[REDACTED]"
+_redact: tuple[str, ...] = DEFAULT_REDACT
+_redacted_cache: dict[str, bool] = {}
+# Caches keyed by field name that must forget everything when the list changes.
+name_caches: list[dict[str, str]] = []
+
+
+def is_redacted(name: object) -> bool:
+    """Whether a field (or header) called ``name`` has its value replaced by ``[REDACTED]``."""
+    key = name if isinstance(name, str) else safe_str(name, 128)
+    found = _redacted_cache.get(key)
+    if found is None:
+        lowered = key.lower().replace("_", "").replace("-", "")
+        found = any(p.replace("_", "").replace("-", "") in lowered for p in _redact)
+        if len(_redacted_cache) < 4096:
+            _redacted_cache[key] = found
+    return found
+
+
+def set_redacted(names: tuple[str, ...]) -> None:
+    """Replace the list of redacted names."""
+    global _redact
+    if names != _redact:
+        _redact = names
+        _redacted_cache.clear()
+        for cache in name_caches:
+            cache.clear()
+
+
 def sanitize_key(key: object) -> str:
     """A field name that is safe in every format; reserved names get the ``field_`` prefix."""
     text = safe_str(key, 128)

@@ -25,7 +25,8 @@ def reset_kakashi() -> Iterator[None]:
     kakashi.shutdown()  # drains and stops the async worker too
     kakashi.configure()
     kakashi.clear_logger_cache()
-    _engine._lost_unannounced = 0
+    for route in _engine.routes():
+        route.lost_unannounced = 0
     _async.async_queue.dropped_unannounced = 0
     kakashi.clear_context()
 
