@@ -7,7 +7,8 @@ from ._config import configure
 from ._context import bind_context, clear_context, context, get_context, unbind_context
 from ._levels import CRITICAL, DEBUG, ERROR, INFO, WARNING
 from ._logger import Logger, clear_logger_cache, get_async_logger, get_logger
-from ._sinks import CallableSink, FileSink, Sink, StreamSink
+from ._sinks import CallableSink, FileSink, RotatingFileSink, Sink, StreamSink
+from ._stdlib import StdlibHandler, capture_stdlib
 from ._values import DEFAULT_REDACT, is_redacted
 
 __version__ = "0.3.0"
@@ -33,11 +34,14 @@ __all__ = [
     "LOG_LEVEL_INFO",
     "LOG_LEVEL_WARNING",
     "Logger",
+    "RotatingFileSink",
     "Sink",
+    "StdlibHandler",
     "StreamSink",
     "WARNING",
     "__version__",
     "bind_context",
+    "capture_stdlib",
     "clear_context",
     "clear_logger_cache",
     "configure",

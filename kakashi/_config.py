@@ -108,7 +108,9 @@ def configure(
     Args:
         level: the default minimum level of loggers: a name (``"DEBUG"`` ... ``"CRITICAL"``)
             or an int. Loggers given their own level keep it.
-        format: ``"text"``, ``"json"`` or ``"logfmt"``.
+        format: ``"text"``, ``"json"``, ``"logfmt"``, or ``"console"`` (for people at a
+            terminal: aligned, the level coloured when the stream is a terminal, tracebacks
+            on indented lines after the record).
         sink: ``"stderr"`` (the default), ``"stdout"``, a file path (``str`` or
             ``os.PathLike``, appended to, opened here), an object with ``write(str)``, a
             callable taking a string of whole lines, or a :class:`kakashi.Sink`.
@@ -183,8 +185,15 @@ def _make_route(spec: object, default_format: str) -> _engine.Route:
             raise ValueError(f"sink {spec!r} has no 'sink' key")
         fmt = _check_format(spec["format"]) if "format" in spec else default_format
         level = parse_level(spec["level"]) if spec.get("level") is not None else None
-        return _engine.Route(make_sink(spec["sink"]), fmt, level)
-    return _engine.Route(make_sink(spec), default_format, None)
+        return _route(make_sink(spec["sink"]), fmt, level)
+    return _route(make_sink(spec), default_format, None)
+
+
+def _route(sink: Sink, fmt: str, level: int | None) -> _engine.Route:
+    # The console format is coloured when its stream is a terminal, plain otherwise.
+    if fmt == "console" and sink.isatty():
+        fmt = "console-color"
+    return _engine.Route(sink, fmt, level)
 
 
 def _check_redact(names: object) -> tuple[str, ...]:
@@ -196,7 +205,8 @@ def _check_redact(names: object) -> tuple[str, ...]:
     return tuple(name.lower() for name in names)
 
 
-def _apply(new: Config, routes: list[_engine.Route]) -> None:
+def _apply(new: Config, routes: list[_engine.Route], close_replaced: bool = True) -> list[_engine.Route]:
+    """Install ``new`` and ``routes``; returns the routes replaced."""
     global _current
     with _lock:
         for route in routes:
@@ -205,7 +215,7 @@ def _apply(new: Config, routes: list[_engine.Route]) -> None:
         old_routes = _engine.set_routes(routes)
         kept = {id(route.sink) for route in routes}
         for route in old_routes:
-            if id(route.sink) not in kept:
+            if close_replaced and id(route.sink) not in kept:
                 _close_quietly(route.sink)
         set_redacted(new.redact)
         _engine.set_flush_interval(new.flush_interval)
@@ -213,6 +223,14 @@ def _apply(new: Config, routes: list[_engine.Route]) -> None:
         _current = new
         for listener in _listeners:
             listener(new)
+        return old_routes
+
+
+def swap(new: Config, routes: list[_engine.Route]) -> tuple[Config, list[_engine.Route]]:
+    """Install a configuration temporarily, without closing the sinks it replaces; returns
+    what to pass back to restore the previous one (kakashi.testing.capture)."""
+    old = current()
+    return old, _apply(new, routes, close_replaced=False)
 
 
 def _announcer(fmt: str) -> Callable[[str], str]:

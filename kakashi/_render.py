@@ -32,7 +32,7 @@ from ._values import (
     sanitize_key,
 )
 
-FORMATS = ("text", "json", "logfmt")
+FORMATS = ("text", "json", "logfmt", "console")
 
 # A logger method: (msg, *args, exc_info=None, **fields) -> None
 Emit = Callable[..., None]
@@ -158,6 +158,13 @@ def make_emitter(
     elif fmt == "logfmt":
         head_pre = "timestamp="
         head = f" level={level_name} logger={logfmt_str(logger_name)} message="
+        tail = "\n"
+    elif fmt.startswith("console"):
+        # Aligned for reading: the level padded to 8 columns, coloured on a terminal.
+        padding = " " * max(0, 8 - len(level_name))
+        shown = _colour(level_name) if fmt == "console-color" else level_name
+        head_pre = ""
+        head = f" {shown}{padding} {escape_text(logger_name)}: "
         tail = "\n"
     else:
         head_pre = ""
@@ -318,11 +325,36 @@ def _text_message(text: str, limit: int) -> str:
     return escape_text(text)
 
 
+_COLOURS = {
+    "DEBUG": "\x1b[2;36m",
+    "INFO": "\x1b[32m",
+    "WARNING": "\x1b[33m",
+    "ERROR": "\x1b[31m",
+    "CRITICAL": "\x1b[1;31m",
+}
+
+
+def _colour(level_name: str) -> str:
+    code = _COLOURS.get(level_name)
+    return f"{code}{level_name}\x1b[0m" if code else level_name
+
+
+def _console_exception(exc_info: object, limit: int) -> str:
+    """The traceback on the lines after the record, each indented by four spaces (and
+    escaped), so it reads as usual and no line of it can pass for a record."""
+    described = describe_exception(exc_info)
+    if described is None:
+        return ""
+    return "".join(f"\n    {escape_text(line)}" for line in described[2][: limit * 4].splitlines())
+
+
 _SPECS = {
     "text": _Spec("text", _text_message, lambda k: f" {k}=", logfmt_str, logfmt_value, _kv_exception),
     "logfmt": _Spec("logfmt", logfmt_str, lambda k: f" {k}=", logfmt_str, logfmt_value, _kv_exception),
     "json": _Spec("json", json_str, lambda k: f",{json_str(k)}:", json_str, json_value, _json_exception),
+    "console": _Spec("console", _text_message, lambda k: f" {k}=", logfmt_str, logfmt_value, _console_exception),
 }
+_SPECS["console-color"] = _SPECS["console"]
 
 
 def render_line(fmt: str, level_name: str, logger_name: str, message: str) -> str:

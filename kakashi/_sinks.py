@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gzip
 import os
+import shutil
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
+
+from ._stats import report
 
 
 @runtime_checkable
@@ -40,6 +45,10 @@ class Sink:
     def reset_after_fork(self) -> None:
         self.lock = threading.Lock()
 
+    def isatty(self) -> bool:
+        """Whether the sink is a terminal (the console format colours its levels then)."""
+        return False
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
 
@@ -63,6 +72,13 @@ class StreamSink(Sink):
             self._attr = None
             self._stream = stream
             self.name = type(stream).__name__
+
+    def isatty(self) -> bool:
+        stream = getattr(sys, self._attr) if self._attr else self._stream
+        try:
+            return bool(stream.isatty())  # type: ignore[union-attr]
+        except Exception:  # noqa: BLE001 - no isatty, or a closed stream
+            return False
 
     def write(self, data: str) -> None:
         stream = getattr(sys, self._attr) if self._attr else self._stream
@@ -159,3 +175,128 @@ def make_sink(spec: object) -> Sink:
         f"invalid sink {spec!r}: use 'stderr', 'stdout', a path, an object with write(str), "
         "or a callable taking a string"
     )
+
+
+_WHEN_SECONDS = {"S": 1, "M": 60, "H": 3600, "D": 86400}
+
+
+class RotatingFileSink(FileSink):
+    """A :class:`FileSink` that starts a new file when the current one would pass
+    ``max_bytes``, or when a time boundary passes (``when``: ``"S"``, ``"M"``, ``"H"``,
+    ``"D"`` (every second, minute, hour, day, counted from when the file was opened) or
+    ``"midnight"`` (UTC)). Rotated files are ``path.1`` (newest) ... ``path.N``, gzipped to
+    ``path.1.gz`` ... when ``compress="gzip"``; at most ``backup_count`` are kept.
+
+    Rotation happens between two write calls, under the sink's lock, so a batch (and so a
+    line) is never split across files, and no line is lost or written twice. Rotation is
+    meant for one process; several processes appending to one file should use
+    :class:`FileSink` with an external rotator (each keeps writing whole lines).
+
+    Raises:
+        ValueError: ``max_bytes`` < 1, an unknown ``when``, ``backup_count`` < 0, an unknown
+            ``compress``, or neither ``max_bytes`` nor ``when``.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        max_bytes: int | None = None,
+        when: str | None = None,
+        backup_count: int = 5,
+        compress: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if max_bytes is None and when is None:
+            raise ValueError("RotatingFileSink needs max_bytes=, when=, or both")
+        if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1):
+            raise ValueError(f"max_bytes must be a positive int, got {max_bytes!r}")
+        if when is not None and when not in _WHEN_SECONDS and when != "midnight":
+            raise ValueError(f"unknown when {when!r}; valid: S, M, H, D, midnight")
+        if isinstance(backup_count, bool) or not isinstance(backup_count, int) or backup_count < 0:
+            raise ValueError(f"backup_count must be an int >= 0, got {backup_count!r}")
+        if compress not in (None, "gzip"):
+            raise ValueError(f"unknown compress {compress!r}; valid: None, 'gzip'")
+        self.max_bytes, self.when, self.backup_count, self.compress = max_bytes, when, backup_count, compress
+        self._clock = clock
+        self._size = 0
+        self._rollover_at = float("inf")
+        self._compressor: threading.Thread | None = None
+        super().__init__(path)
+
+    def _open(self) -> int:
+        fd = super()._open()
+        self._size = os.fstat(fd).st_size
+        self._rollover_at = self._next_rollover(self._clock())
+        return fd
+
+    def _next_rollover(self, now: float) -> float:
+        if self.when is None:
+            return float("inf")
+        if self.when == "midnight":
+            return (int(now) // 86400 + 1) * 86400.0
+        return now + _WHEN_SECONDS[self.when]
+
+    def write(self, data: str) -> None:
+        encoded = data.encode("utf-8", "backslashreplace")
+        if self._fd is None:
+            self._open()
+        if self._size > 0 and (
+            (self.max_bytes is not None and self._size + len(encoded) > self.max_bytes)
+            or self._clock() >= self._rollover_at
+        ):
+            self.rotate()
+        fd = self._fd if self._fd is not None else self._open()
+        view = memoryview(encoded)
+        while view:
+            written = os.write(fd, view)
+            self._size += written
+            view = view[written:]
+
+    def _name(self, index: int) -> str:
+        return f"{self.path}.{index}" + (".gz" if self.compress else "")
+
+    def rotate(self) -> None:
+        """Close the current file, shift the backups, and open a new file (under the lock)."""
+        self.close()
+        self._wait_compressor()
+        if self.backup_count == 0:
+            os.remove(self.path)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self._name(self.backup_count))
+            for index in range(self.backup_count - 1, 0, -1):
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(self._name(index), self._name(index + 1))
+            if self.compress:
+                plain = f"{self.path}.1"
+                os.replace(self.path, plain)
+                self._compressor = threading.Thread(
+                    target=_gzip_file, args=(plain, self._name(1)), name="kakashi-gzip", daemon=False
+                )
+                self._compressor.start()
+            else:
+                os.replace(self.path, self._name(1))
+        self._open()
+
+    def _wait_compressor(self) -> None:
+        compressor, self._compressor = self._compressor, None
+        if compressor is not None:
+            compressor.join()
+
+    def reset_after_fork(self) -> None:
+        super().reset_after_fork()
+        self._compressor = None
+
+
+def _gzip_file(source: str, target: str) -> None:
+    """Compress ``source`` into ``target`` (written under a temporary name, then renamed
+    into place, so a reader never sees half a gzip file), then remove ``source``."""
+    try:
+        partial = target + ".tmp"
+        with open(source, "rb") as src, gzip.open(partial, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        os.replace(partial, target)
+        os.remove(source)
+    except OSError as exc:
+        report("gzip", f"compressing {source!r} failed: {exc}; the uncompressed file is kept")

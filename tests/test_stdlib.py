@@ -1,0 +1,140 @@
+"""The stdlib bridge: stdlib records arrive once, with fields and tracebacks, without loops."""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.config
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import kakashi
+
+from conftest import read_lines, run_python
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    yield
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+
+
+def records(path: Path) -> list[dict[str, object]]:
+    kakashi.flush()
+    return [json.loads(line) for line in read_lines(path)]
+
+
+def test_capture_stdlib_routes_records_with_extra_fields_and_args(log_path: Path) -> None:
+    kakashi.configure(sink=log_path, format="json")
+    kakashi.capture_stdlib()
+    kakashi.bind_context(request_id="r1")
+    logging.getLogger("uvicorn.access").info(
+        '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", "/items", "1.1", 200, extra={"route": "/items"}
+    )
+    logging.getLogger("lib").debug("below INFO: not captured")
+    (rec,) = records(log_path)
+    assert rec["logger"] == "uvicorn.access" and rec["level"] == "INFO"
+    assert rec["message"] == '127.0.0.1:5000 - "GET /items HTTP/1.1" 200'
+    assert rec["route"] == "/items" and rec["request_id"] == "r1"
+    assert list(rec)[:4] == ["timestamp", "level", "logger", "message"]
+
+
+def test_stdlib_exceptions_keep_their_traceback(log_path: Path) -> None:
+    kakashi.configure(sink=log_path, format="json")
+    kakashi.capture_stdlib()
+    try:
+        raise OSError("disk gone")
+    except OSError:
+        logging.getLogger("django.request").exception("Internal Server Error: /x")
+    (rec,) = records(log_path)
+    assert rec["level"] == "ERROR" and rec["exception"]["type"] == "OSError"  # type: ignore[index]
+    assert 'raise OSError("disk gone")' in rec["exception"]["traceback"]  # type: ignore[index]
+
+
+def test_capture_lowers_the_root_level_and_takes_over_other_handlers(log_path: Path) -> None:
+    kakashi.configure(sink=log_path, format="json", level="DEBUG")
+    stray = logging.StreamHandler()
+    logging.getLogger().addHandler(stray)
+    own = logging.getLogger("gunicorn.error")
+    own.addHandler(logging.StreamHandler())
+    own.propagate = False
+    logging.getLogger().setLevel(logging.WARNING)
+    handler = kakashi.capture_stdlib("DEBUG")
+    assert kakashi.capture_stdlib("DEBUG") is handler  # idempotent
+    assert logging.getLogger().handlers == [handler] and logging.getLogger().level == logging.DEBUG
+    assert own.handlers == [] and own.propagate
+    own.debug("once")
+    assert [r["message"] for r in records(log_path)] == ["once"]
+
+
+def test_handler_in_dictconfig(log_path: Path) -> None:
+    kakashi.configure(sink=log_path, format="json")
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "handlers": {"kakashi": {"class": "kakashi.StdlibHandler"}},
+            "loggers": {"django": {"handlers": ["kakashi"], "level": "INFO", "propagate": False}},
+        }
+    )
+    logging.getLogger("django.server").warning("via dictConfig", extra={"status_code": 404})
+    (rec,) = records(log_path)
+    assert rec["logger"] == "django.server" and rec["status_code"] == 404
+    logging.getLogger("django").handlers.clear()
+
+
+def test_a_bad_percent_format_in_a_library_is_harmless(log_path: Path) -> None:
+    kakashi.configure(sink=log_path, format="json")
+    kakashi.capture_stdlib()
+    logging.getLogger("lib").warning("two %s %s", "one")
+    (rec,) = records(log_path)
+    assert rec["message"] == "two %s %s <format error TypeError; args: ('one',)>"
+
+
+def test_forwarding_kakashi_into_stdlib_does_not_loop(log_path: Path) -> None:
+    # The reverse direction: kakashi lines handed to a stdlib logger whose records would
+    # come back through capture_stdlib. They are not taken back in.
+    forwarded: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            forwarded.append(record.getMessage())
+
+    out = logging.getLogger("forward")
+    kakashi.configure(sink=lambda data: out.info(data.rstrip("\n")), batch_size=1)
+    kakashi.capture_stdlib()
+    out.addHandler(Keep())  # the record also propagates to the root's StdlibHandler
+    kakashi.get_logger("app").info("one line")
+    kakashi.flush()
+    assert len(forwarded) == 1 and forwarded[0].endswith("INFO app: one line")
+    out.handlers.clear()
+
+
+def test_uvicorn_style_setup_in_a_subprocess(tmp_path: Path) -> None:
+    path = tmp_path / "app.log"
+    proc = run_python(
+        f"""
+        import logging, logging.config, kakashi
+        logging.config.dictConfig({{
+            "version": 1, "disable_existing_loggers": False,
+            "formatters": {{"default": {{"format": "%(levelname)s %(message)s"}}}},
+            "handlers": {{"default": {{"class": "logging.StreamHandler", "formatter": "default"}}}},
+            "loggers": {{"uvicorn": {{"handlers": ["default"], "level": "INFO", "propagate": False}},
+                        "uvicorn.access": {{"handlers": ["default"], "level": "INFO", "propagate": False}}}},
+        }})
+        kakashi.configure(sink={str(path)!r}, format="logfmt")
+        kakashi.capture_stdlib()
+        logging.getLogger("uvicorn.error").info("Started server process [%d]", 42)
+        logging.getLogger("uvicorn.access").info("GET / 200")
+        """
+    )
+    assert proc.returncode == 0 and proc.stderr == ""
+    lines = read_lines(path)
+    assert len(lines) == 2
+    assert 'logger=uvicorn.error message="Started server process [42]"' in lines[0]
+    assert 'logger=uvicorn.access message="GET / 200"' in lines[1]
