@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from . import _context, _engine
+from . import _context, _engine, _render
 from ._context import Context
 from ._context import current as current_context
 from ._levels import ERROR
@@ -283,6 +283,7 @@ def make_async_emitter(render: Callable[..., None], level: int, limit: int) -> C
     clock = time.time
     context_now = current_context
     wait_written = level >= ERROR
+    trace = _render.span_ids
 
     def emit(msg: object, /, *args: Any, exc_info: object = None, **fields: Any) -> None:
         try:
@@ -290,6 +291,10 @@ def make_async_emitter(render: Callable[..., None], level: int, limit: int) -> C
                 msg = format_message(msg, args, limit)
             if fields:
                 fields = freeze(fields, limit)
+            if trace is not None:
+                ids = trace()  # the span is the caller's: read it now, render it as fields
+                if ids is not None:
+                    fields = {"trace_id": ids[0], "span_id": ids[1], **fields}
             if exc_info:
                 exc_info = exc_triple(exc_info)
             record = (render, level, clock(), msg, exc_info, fields, context_now())

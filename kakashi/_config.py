@@ -8,12 +8,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import _engine
+from . import _engine, _render
 from ._async import OVERFLOW_POLICIES, async_queue
 from ._levels import INFO, parse_level
 from ._render import FORMATS, render_line
 from ._sinks import Sink, make_sink
 from ._stats import report
+from ._trace import installed as otel_installed
+from ._trace import load_span_ids
 from ._values import DEFAULT_MAX_LENGTH, DEFAULT_REDACT, set_redacted
 
 ENV_LEVEL = "KAKASHI_LEVEL"
@@ -35,6 +37,7 @@ class Config:
     overflow: str = "block"
     max_latency: float = 0.1
     redact: tuple[str, ...] = DEFAULT_REDACT
+    trace_ids: bool = False  # resolved: "auto" becomes whether OpenTelemetry is installed
 
 
 MODES = ("sync", "async")
@@ -98,6 +101,7 @@ def configure(
     overflow: str = "block",
     max_latency: float = 0.1,
     redact: tuple[str, ...] | list[str] = DEFAULT_REDACT,
+    trace_ids: bool | str = "auto",
 ) -> None:
     """Set the whole configuration; takes effect at once for every existing logger.
 
@@ -130,6 +134,9 @@ def configure(
         redact: field names whose values are written as ``[REDACTED]``: a name matches when
             it contains one of these, ignoring case (``"token"`` redacts ``access_token``).
             Extend the default with ``kakashi.DEFAULT_REDACT + ("ssn",)``; ``()`` turns it off.
+        trace_ids: add ``trace_id`` and ``span_id`` of the recording OpenTelemetry span to
+            every record: ``"auto"`` (when ``opentelemetry-api`` is installed), ``True``
+            (it must be) or ``False``.
 
     Raises:
         ValueError: a bad value (named in the message with the valid choices).
@@ -147,6 +154,7 @@ def configure(
         overflow=_check_choice("overflow", overflow, OVERFLOW_POLICIES),
         max_latency=_check_seconds("max_latency", max_latency),
         redact=_check_redact(redact),
+        trace_ids=_check_trace_ids(trace_ids),
     )
     if sink is not None and sinks is not None:
         raise ValueError("give sink= or sinks=, not both")
@@ -196,6 +204,17 @@ def _route(sink: Sink, fmt: str, level: int | None) -> _engine.Route:
     return _engine.Route(sink, fmt, level)
 
 
+def _check_trace_ids(value: object) -> bool:
+    if value not in ("auto", True, False):
+        raise ValueError(f"trace_ids must be 'auto', True or False, got {value!r}")
+    if value is False:
+        return False
+    found = otel_installed()
+    if value is True and not found:
+        raise ValueError("trace_ids=True needs OpenTelemetry: pip install opentelemetry-api")
+    return found
+
+
 def _check_redact(names: object) -> tuple[str, ...]:
     if isinstance(names, str) or not isinstance(names, (list, tuple, frozenset, set)):
         raise TypeError(f"redact must be a tuple of field names, not {type(names).__name__}")
@@ -218,6 +237,7 @@ def _apply(new: Config, routes: list[_engine.Route], close_replaced: bool = True
             if close_replaced and id(route.sink) not in kept:
                 _close_quietly(route.sink)
         set_redacted(new.redact)
+        _render.span_ids = load_span_ids() if new.trace_ids else None
         _engine.set_flush_interval(new.flush_interval)
         async_queue.configure(new.queue_size, new.batch_size, new.max_latency, new.overflow)
         _current = new

@@ -176,8 +176,23 @@ def make_emitter(
         new_batch = flush_current = _unbatched
         threshold = 1 << 62
     return _emitter(
-        spec, head_pre, head, tail, bound, limit, threshold, tls, new_batch, flush_current, clock or time.time
+        spec,
+        head_pre,
+        head,
+        tail,
+        bound,
+        limit,
+        threshold,
+        tls,
+        new_batch,
+        flush_current,
+        clock or time.time,
+        span_ids if route is not None else None,
     )
+
+
+# Set by configure(): returns the current span's (trace_id, span_id), or None (_trace.py).
+span_ids: Callable[[], tuple[str, str] | None] | None = None
 
 
 def _unbatched() -> Any:
@@ -221,6 +236,7 @@ def _emitter(
     new_batch: Callable[[], list[str]],
     flush_current: Callable[[], None],
     clock: Callable[[], float],
+    trace: Callable[[], tuple[str, str] | None] | None,
 ) -> Emit:
     bound_text = spec.fields(bound, limit)
     bound_keys = frozenset(bound)
@@ -228,6 +244,7 @@ def _emitter(
     keys, key_slow, values, other, redacted = spec.keys, spec.key, spec.values, spec.value, spec.redacted
     ms_cell = _ms_cell
     context_now = current_context
+    trace_key, span_key, quote = spec.key("trace_id"), spec.key("span_id"), spec.str_value
     # (message as passed, message as rendered) for the last call without %-args: most
     # calls pass the same literal again, so the checks and escaping are done once.
     last_msg: list[tuple[object, str]] = [(None, "")]
@@ -246,6 +263,10 @@ def _emitter(
                     last_msg[0] = (msg, text)
             ctx = context_now()
             extra = bound_text if ctx is None else _context_text(spec, ctx, limit, bound_keys, fields) + bound_text
+            if trace is not None:
+                ids = trace()
+                if ids is not None:
+                    extra = f"{trace_key}{quote(ids[0], limit)}{span_key}{quote(ids[1], limit)}{extra}"
             if fields:
                 if bound_keys and not bound_keys.isdisjoint(fields):
                     extra = extra[: len(extra) - len(bound_text)] + spec.fields(_merge(bound, fields), limit)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-OPTIONAL = {"orjson"}  # imported lazily inside try/except ImportError
+OPTIONAL = {"orjson", "opentelemetry"}  # imported lazily, only when installed
 
 
 def imports_of(path: Path) -> list[tuple[str, int]]:
