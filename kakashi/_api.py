@@ -9,11 +9,12 @@ from ._async import async_queue
 from ._stats import counters
 
 
-def flush(timeout: float = 10.0) -> bool:
+def flush(timeout: float = 10.0, *, include_async: bool = True) -> bool:
     """Write every thread's pending lines and everything the async queue holds; returns
     when they are written (True), or after ``timeout`` seconds if the async worker could
-    not finish (False)."""
-    done = async_queue.flush(timeout)
+    not finish (False). With ``include_async=False`` the async queue is left to its worker
+    (what the web adapters do at request end: it never blocks on the worker)."""
+    done = async_queue.flush(timeout) if include_async else True
     _engine.flush_all()
     return done
 
@@ -34,8 +35,9 @@ def stats() -> dict[str, Any]:
     """
     depth = async_queue.depth()
     pending = _engine.pending() + depth
+    written = _engine.written()
     with counters.lock:
-        written, dropped = counters.written, counters.dropped
+        dropped = counters.dropped
         sink_errors, internal_errors = counters.sink_errors, counters.internal_errors
     return {
         "records": written + dropped + pending,

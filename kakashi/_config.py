@@ -226,8 +226,10 @@ def _check_redact(names: object) -> tuple[str, ...]:
 
 def _apply(new: Config, routes: list[_engine.Route], close_replaced: bool = True) -> list[_engine.Route]:
     """Install ``new`` and ``routes``; returns the routes replaced."""
-    global _current
+    global _current, _exiting
     with _lock:
+        if not _engine.at_exit():
+            _exiting = False  # a new configuration batches again (see shutdown())
         for route in routes:
             route.announce = _announcer(route.format)
         async_queue.flush()  # records queued under the old settings go to the old sinks
@@ -300,18 +302,21 @@ def add_listener(listener: Callable[[Config], None]) -> None:
 
 
 def shutdown(timeout: float = 10.0) -> None:
-    """Drain the async queue and stop its worker, write everything pending, close the sink.
-    Safe to call twice; logging afterwards still works (the worker restarts, files are
-    reopened on demand) and ``configure()`` may be called again."""
-    async_queue.shutdown(timeout)
+    """Drain the async queue and stop its worker, write everything pending, close the sinks,
+    and write every later record at once (no batching) until ``configure()`` is called
+    again: a server that logs its last lines after shutdown and then dies by a signal
+    (uvicorn) loses nothing. Safe to call twice; files are reopened on demand."""
+    _write_through(timeout)
     _engine.flush_all()
     for route in _engine.routes():
         _close_quietly(route.sink)
 
 
-def _enter_exit_mode() -> None:
+def _write_through(timeout: float = 5.0) -> None:
+    """Drain the async queue, then rebuild every logger to write each record before its
+    call returns (also used at interpreter exit)."""
     global _exiting
-    async_queue.shutdown(5.0)  # drain what async loggers queued (P4)
+    async_queue.shutdown(timeout)  # drain what async loggers queued (P4)
     _exiting = True
     config = _current
     if config is not None:
@@ -320,7 +325,8 @@ def _enter_exit_mode() -> None:
 
 
 def exiting() -> bool:
+    """Whether loggers write through (after shutdown(), and at interpreter exit)."""
     return _exiting
 
 
-_engine.on_exit(_enter_exit_mode)
+_engine.on_exit(_write_through)

@@ -10,8 +10,6 @@ context is rendered once, not once per line.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
 
@@ -61,17 +59,23 @@ def get_context() -> dict[str, Any]:
     return {} if ctx is None else dict(ctx.fields)
 
 
-@contextlib.contextmanager
-def context(**fields: Any) -> Iterator[None]:
+class context:  # noqa: N801 - used like a function: ``with kakashi.context(...):``
     """``with kakashi.context(request_id=...):`` binds ``fields`` for the block and restores
-    the previous context when it ends, also on error."""
-    old = _var.get()
-    merged = {**old.fields, **freeze(fields, _LIMIT)} if old is not None else freeze(dict(fields), _LIMIT)
-    token = _var.set(Context(merged))
-    try:
-        yield
-    finally:
-        _var.reset(token)
+    the previous context when it ends, also on error. (A class rather than a generator:
+    the web adapters enter one per request.)"""
+
+    __slots__ = ("_fields", "_token")
+
+    def __init__(self, **fields: Any) -> None:
+        self._fields = fields
+
+    def __enter__(self) -> None:
+        old = _var.get()
+        fields = freeze(self._fields, _LIMIT)
+        self._token = _var.set(Context({**old.fields, **fields} if old is not None else fields))
+
+    def __exit__(self, *exc: object) -> None:
+        _var.reset(self._token)
 
 
 def set_current(ctx: Context | None) -> None:

@@ -23,6 +23,7 @@ import os
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from types import SimpleNamespace
 
@@ -46,6 +47,8 @@ class Route:
         self.announce: Callable[[str], str] = lambda text: f"kakashi: {text}\n"
         self.lost_unannounced = 0  # lines lost to a failed write, announced on recovery
         self.worker = SimpleNamespace(lines=[])  # the async worker's rendered lines (worker only)
+        self.pending: deque[tuple[str, int]] = deque()  # (data, lines) waiting for the writer
+        self.written = 0  # lines written to this sink (updated under its lock)
 
     def new_batch(self) -> list[str]:
         """Create the calling thread's batch for this route (its first log call)."""
@@ -59,11 +62,12 @@ class Route:
         _flusher.ensure_running()
         return batch.lines
 
-    def flush_current(self) -> None:
-        """Write the calling thread's pending lines for this route, and wait for it."""
+    def flush_current(self, wait: bool = True) -> None:
+        """Write the calling thread's pending lines for this route (``wait``: and return
+        only once they are written)."""
         batch = getattr(self.tls, "batch", None)
         if batch is not None:
-            flush_batch(batch)
+            flush_batch(batch, wait)
 
     def __repr__(self) -> str:
         return f"<Route {self.sink!r} format={self.format} level={self.level}>"
@@ -104,53 +108,93 @@ class _ThreadExit:
             pass
 
 
-_guard = threading.local()  # .active: this thread is inside a flush (re-entrancy guard)
+class _Guard(threading.local):
+    active = False  # this thread is inside a flush (the re-entrancy guard); per thread
+
+
+_guard = _Guard()
 _registry: set[Batch] = set()
 _registry_lock = threading.Lock()
 
 _routes: list[Route] = [Route(StreamSink("stderr"))]
 
 
-def flush_batch(batch: Batch) -> None:
-    """Write every line in ``batch`` that is there now, in order."""
-    if getattr(_guard, "active", False):
+def flush_batch(batch: Batch, wait: bool = True) -> None:
+    """Write every line in ``batch`` that is there now, in order (see write_lines for
+    ``wait``)."""
+    if not batch.lines:
+        return  # nothing to write: no lock needed (checked again under the lock below)
+    if _guard.active:
         # A sink, a field's __str__ or a __del__ logging from inside a flush of this very
         # thread: leave the lines for the next flush instead of deadlocking or recursing.
         return
-    if batch.pid != os.getpid() or not batch.lock.acquire(timeout=LOCK_TIMEOUT):
+    # (No pid check: in a forked child the registry and the forking thread's batch are
+    # rebuilt, and the other threads' destructors check the pid themselves.)
+    lock = batch.lock
+    if not (lock.acquire(False) or lock.acquire(timeout=LOCK_TIMEOUT)):
         return
     _guard.active = True
     try:
-        _take_and_write(batch)
+        _take_and_write(batch, wait)
     finally:
         _guard.active = False
         batch.lock.release()
 
 
-def _take_and_write(batch: Batch) -> None:
-    """Write the lines in ``batch`` now (the caller holds ``batch.lock``)."""
+def _take_and_write(batch: Batch, wait: bool = True) -> None:
+    """Take the lines in ``batch`` and hand them to its sink (the caller holds
+    ``batch.lock``, so a thread's lines enter the pending list in call order)."""
     lines = batch.lines
     count = len(lines)
     if count:
         data = "".join(lines[:count])
         del lines[:count]
-        write_lines(batch.route, data, count)
+        write_lines(batch.route, data, count, wait)
 
 
 def in_flush() -> bool:
     """Whether the calling thread is inside a kakashi write (a sink is running)."""
-    return bool(getattr(_guard, "active", False))
+    return _guard.active
 
 
-def write_lines(route: Route, data: str, count: int) -> None:
-    """One write call for ``count`` finished lines to ``route``'s sink; failures are
-    counted and reported, never raised."""
-    sink = route.sink
-    if not sink.lock.acquire(timeout=LOCK_TIMEOUT):
-        counters.add(dropped=count, sink_errors=1)
-        route.lost_unannounced += count
-        report("lock", f"sink {sink.name!r} stayed locked for {LOCK_TIMEOUT}s; {count} records dropped")
-        return
+def write_lines(route: Route, data: str, count: int, wait: bool = True) -> None:
+    """Hand ``count`` finished lines to ``route``'s sink; failures are counted and
+    reported, never raised.
+
+    Group commit: the lines join the route's pending list and whoever holds the sink lock
+    writes everything pending in one call. A thread whose batch is merely full
+    (``wait=False``) does not wait for a writer that is busy: that writer takes its lines
+    next. This keeps write calls (which release the GIL, and so switch threads) few when
+    many threads log. With ``wait=True`` the lines are written when this returns.
+    """
+    pending, sink = route.pending, route.sink
+    pending.append((data, count))
+    while True:
+        lock = sink.lock
+        if not (lock.acquire(False) or (wait and lock.acquire(timeout=LOCK_TIMEOUT))):
+            if wait:
+                report("lock", f"sink {sink.name!r} stayed locked for {LOCK_TIMEOUT}s; lines are waiting")
+            return  # the holder writes what is pending before it lets go
+        try:
+            while pending:
+                _write_pending(route)
+        finally:
+            sink.lock.release()
+        if not pending:  # lines added while we held the lock by threads that did not wait
+            return
+        wait = False
+
+
+def _write_pending(route: Route) -> None:
+    """Write what ``route.pending`` holds now, in one call (the sink lock is held)."""
+    pending, sink = route.pending, route.sink
+    parts: list[str] = []
+    count = 0
+    while pending:
+        data, lines = pending.popleft()
+        parts.append(data)
+        count += lines
+    data = "".join(parts)
     try:
         lost = route.lost_unannounced
         if lost:
@@ -158,7 +202,7 @@ def write_lines(route: Route, data: str, count: int) -> None:
         sink.write(data)
         if lost:
             route.lost_unannounced -= lost
-        counters.add(written=count)
+        route.written += count  # under the sink lock
     except Exception as exc:  # noqa: BLE001 - P5: never into the caller
         route.lost_unannounced += count
         counters.add(dropped=count, sink_errors=1)
@@ -166,8 +210,6 @@ def write_lines(route: Route, data: str, count: int) -> None:
             f"sink:{id(sink)}",
             f"sink {sink.name!r} failed ({type(exc).__name__}: {exc}); {count} record{'s' * (count != 1)} dropped",
         )
-    finally:
-        sink.lock.release()
 
 
 def flush_all() -> None:
@@ -187,7 +229,13 @@ def set_routes(routes: list[Route]) -> list[Route]:
     global _routes
     flush_all()
     old, _routes = _routes, routes
+    counters.add(written=sum(route.written for route in old if route not in routes))
     return old
+
+
+def written() -> int:
+    """Lines written to every sink since start (or fork)."""
+    return counters.written + sum(route.written for route in _routes)
 
 
 def routes() -> list[Route]:
@@ -307,7 +355,9 @@ def _before_fork() -> None:
         if take(batch.lock) and batch.pid == pid:
             _take_and_write(batch)
     for route in _routes:
-        take(route.sink.lock)
+        if take(route.sink.lock):
+            while route.pending:  # lines of threads that did not wait: write them now
+                _write_pending(route)
 
 
 def _after_fork_parent() -> None:
@@ -321,13 +371,15 @@ def _after_fork_child() -> None:
     _held_for_fork.clear()
     _registry_lock = threading.Lock()
     _registry.clear()
-    _guard.__dict__.clear()
+    _guard.active = False
     counters.reset_after_fork()
     reset_reports()
     _flusher.reset_after_fork()
     for route in _routes:
         route.sink.reset_after_fork()
         route.lost_unannounced = 0
+        route.pending.clear()  # the parent's lines: the parent writes them
+        route.written = 0
         batch = getattr(route.tls, "batch", None)
         if batch is not None:  # the forking thread's own batch carries on in the child
             batch.lock = threading.Lock()
@@ -352,8 +404,18 @@ def on_exit(hook: Callable[[], None]) -> None:
     _exit_hooks.append(hook)
 
 
+_exit_started = False
+
+
+def at_exit() -> bool:
+    """Whether the interpreter's exit has begun (the atexit flush ran)."""
+    return _exit_started
+
+
 def _at_exit() -> None:
     # Non-daemon threads have been joined by now; daemon threads may still be logging.
+    global _exit_started
+    _exit_started = True
     _flusher.stop()
     flush_all()
     for hook in _exit_hooks:

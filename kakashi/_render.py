@@ -195,7 +195,7 @@ def make_emitter(
 span_ids: Callable[[], tuple[str, str] | None] | None = None
 
 
-def _unbatched() -> Any:
+def _unbatched(wait: bool = True) -> Any:
     raise RuntimeError("an emitter without a route has no batch to flush")
 
 
@@ -218,10 +218,24 @@ class _Spec:
         self.values: dict[str, str] = {}  # str value -> rendered, bounded (see _cached_str)
 
     def fields(self, fields: Mapping[str, Any], limit: int) -> str:
-        """Render fields outside the hot path (bound fields, context, merges)."""
-        return "".join(
-            self.key(k) + (self.redacted if is_redacted(k) else self.value(v, limit)) for k, v in fields.items()
-        )
+        """Render fields off the per-call path (bound fields, a context once per request,
+        merges), with the same caches as the emitters."""
+        keys, values = self.keys, self.values
+        out = ""
+        for key, value in fields.items():
+            rendered_key = keys.get(key)  # a cached name is never a redacted one
+            if rendered_key is None:
+                rendered_key = self.key(key)
+                if is_redacted(key):
+                    out += rendered_key + self.redacted
+                    continue
+            if value.__class__ is str:
+                rendered = values.get(value)
+                value = _cached_str(self, value, limit) if rendered is None else rendered
+            elif value.__class__ is not int:
+                value = self.value(value, limit)
+            out = f"{out}{rendered_key}{value}"
+        return out
 
 
 def _emitter(
@@ -234,7 +248,7 @@ def _emitter(
     threshold: int,
     tls: Any,
     new_batch: Callable[[], list[str]],
-    flush_current: Callable[[], None],
+    flush_current: Callable[[bool], None],
     clock: Callable[[], float],
     trace: Callable[[], tuple[str, str] | None] | None,
 ) -> Emit:
@@ -245,6 +259,8 @@ def _emitter(
     ms_cell = _ms_cell
     context_now = current_context
     trace_key, span_key, quote = spec.key("trace_id"), spec.key("span_id"), spec.str_value
+    # A full batch does not wait for a busy writer; ERROR+ and write-through (threshold 1) do.
+    wait = threshold <= 1
     # (message as passed, message as rendered) for the last call without %-args: most
     # calls pass the same literal again, so the checks and escaping are done once.
     last_msg: list[tuple[object, str]] = [(None, "")]
@@ -276,6 +292,8 @@ def _emitter(
                     if cls is str:
                         rendered = values.get(value)
                         value = _cached_str(spec, value, limit) if rendered is None else rendered
+                    elif cls is float and value - value == 0.0:  # finite (nan and inf give nan)
+                        value = repr(value)
                     elif cls is not int:
                         value = other(value, limit)
                     try:
@@ -291,7 +309,7 @@ def _emitter(
                 lines = new_batch()
             lines.append(line)
             if len(lines) >= threshold:
-                flush_current()
+                flush_current(wait)
         except Exception as exc:  # noqa: BLE001 - P5: logging never raises into the caller
             internal_error(exc)
 

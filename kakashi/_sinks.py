@@ -187,8 +187,9 @@ class RotatingFileSink(FileSink):
     ``"midnight"`` (UTC)). Rotated files are ``path.1`` (newest) ... ``path.N``, gzipped to
     ``path.1.gz`` ... when ``compress="gzip"``; at most ``backup_count`` are kept.
 
-    Rotation happens between two write calls, under the sink's lock, so a batch (and so a
-    line) is never split across files, and no line is lost or written twice. Rotation is
+    Rotation happens under the sink's lock and at line boundaries (a write that does not
+    fit is split between lines), so a line is never split across files, lost or written
+    twice. A single line longer than ``max_bytes`` gets a file of its own. Rotation is
     meant for one process; several processes appending to one file should use
     :class:`FileSink` with an external rotator (each keeps writing whole lines).
 
@@ -241,13 +242,27 @@ class RotatingFileSink(FileSink):
         encoded = data.encode("utf-8", "backslashreplace")
         if self._fd is None:
             self._open()
-        if self._size > 0 and (
-            (self.max_bytes is not None and self._size + len(encoded) > self.max_bytes)
-            or self._clock() >= self._rollover_at
-        ):
+        if self._size > 0 and self._clock() >= self._rollover_at:
             self.rotate()
+        start, end = 0, len(encoded)
+        while start < end:
+            piece_end = end
+            if self.max_bytes is not None and self._size + (end - start) > self.max_bytes:
+                # Fill this file with the whole lines that fit; the rest goes to the next.
+                room = self.max_bytes - self._size
+                cut = encoded.rfind(b"\n", start, start + room) if room > 0 else -1
+                if cut < 0:
+                    if self._size > 0:
+                        self.rotate()
+                        continue
+                    cut = encoded.find(b"\n", start)  # one line longer than max_bytes: alone
+                    cut = end - 1 if cut < 0 else cut
+                piece_end = cut + 1
+            self._write_all(memoryview(encoded)[start:piece_end])
+            start = piece_end
+
+    def _write_all(self, view: memoryview) -> None:
         fd = self._fd if self._fd is not None else self._open()
-        view = memoryview(encoded)
         while view:
             written = os.write(fd, view)
             self._size += written

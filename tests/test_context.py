@@ -98,7 +98,7 @@ def test_asyncio_tasks_do_not_leak_into_each_other(log_path: Path) -> None:
         log.info("end")
 
     async def main() -> None:
-        events = [(asyncio.Event(), asyncio.Event()) for _ in range(50)]
+        events = [(asyncio.Event(), asyncio.Event()) for _ in range(200)]
         tasks = [asyncio.create_task(handle(f"r{i}", r, g)) for i, (r, g) in enumerate(events)]
         for ready, _ in events:
             await ready.wait()
@@ -112,7 +112,7 @@ def test_asyncio_tasks_do_not_leak_into_each_other(log_path: Path) -> None:
     by_id: dict[object, list[object]] = {}
     for r in got[:-1]:
         by_id.setdefault(r["request_id"], []).append(r["message"])
-    assert by_id == {f"r{i}": ["start", "end"] for i in range(50)}
+    assert by_id == {f"r{i}": ["start", "end"] for i in range(200)}
     assert "request_id" not in got[-1]
 
 

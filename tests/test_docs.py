@@ -6,6 +6,8 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
+
 from conftest import read_lines, run_python
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,3 +49,20 @@ def test_basic_example_app_writes_every_line(tmp_path: Path) -> None:
     records = [json.loads(line) for line in read_lines(log)]
     assert len(records) == 1 + 400 + 1 + 1
     assert records[-2]["exception"]["type"] == "KeyError" and records[-1]["message"] == "done"
+
+
+DOC_PRELUDE = "import kakashi\nlog = kakashi.get_logger('docs')\n"
+
+
+def doc_blocks() -> list[tuple[str, int, str]]:
+    found = []
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        for index, block in enumerate(python_blocks(page)):
+            found.append((page.name, index, block))
+    return found
+
+
+@pytest.mark.parametrize(("page", "index", "code"), doc_blocks(), ids=lambda v: str(v)[:20])
+def test_every_python_example_in_the_docs_runs(tmp_path: Path, page: str, index: int, code: str) -> None:
+    proc = run_python(DOC_PRELUDE + code, cwd=tmp_path)
+    assert proc.returncode == 0, f"{page} block {index} failed:\n{proc.stderr}"

@@ -29,11 +29,19 @@ CASES = {
     "threads4": "4 threads, INFO",
     "async": "async / queue handler",
     "memory": "tracemalloc, INFO",
+    "middleware": "per request, Starlette",
 }
-DEFAULT_CASES = ("plain", "fields", "filtered", "threads4", "async", "memory")
+MIDDLEWARE_LIBS = ("bare", "kakashi", "correlation-id+stdlib")
+DEFAULT_CASES = ("plain", "fields", "filtered", "threads4", "async", "memory", "middleware")
 # Which libraries take part in which case (the async case compares queue-based loggers).
 ASYNC_LIBS = ("stdlib", "loguru", "kakashi-0.2.2")
-MODULE_OF = {"picologging": "picologging", "structlog": "structlog", "loguru": "loguru"}
+MODULE_OF = {
+    "picologging": "picologging",
+    "structlog": "structlog",
+    "loguru": "loguru",
+    "bare": "starlette",
+    "correlation-id+stdlib": "asgi_correlation_id",
+}
 
 
 @dataclass
@@ -87,6 +95,9 @@ def plan(libs: list[str], cases: list[str], old_python: str | None) -> list[tupl
     """(python, lib, case) for every pair that takes part."""
     runs = []
     for case in cases:
+        if case == "middleware":
+            runs += [(sys.executable, lib, case) for lib in MIDDLEWARE_LIBS if available(lib) and available("bare")]
+            continue
         names = list(libs) + (["kakashi-0.2.2"] if old_python else [])
         for lib in names:
             if case == "async" and lib not in ASYNC_LIBS and lib != "kakashi":
@@ -121,6 +132,9 @@ def measure(runs: list[tuple[str, str, str]], n: int, repeats: int, timeout: flo
 
 def render_table(results: list[Result], cases: list[str]) -> str:
     base = {r.case: r.median for r in results if r.lib == "stdlib" and r.ns}
+    # Middleware: the ratio column compares the overhead over the bare app with the
+    # overhead of asgi-correlation-id + a stdlib access log.
+    mw = {r.lib: r.median for r in results if r.case == "middleware" and r.ns}
     rows = [("case", "library", "ns/call", "calls/s", "vs stdlib", "lines lost")]
     for case in cases:
         for r in (r for r in results if r.case == case):
@@ -129,6 +143,9 @@ def render_table(results: list[Result], cases: list[str]) -> str:
                 continue
             med = r.median
             ratio = f"{med / base[case]:.3f}x" if case in base else "-"
+            if case == "middleware" and {"bare", "correlation-id+stdlib"} <= mw.keys() and r.lib != "bare":
+                other = mw["correlation-id+stdlib"] - mw["bare"]
+                ratio = f"+{med - mw['bare']:,.0f} ns = {(med - mw['bare']) / other:.2f}x of theirs"
             lost = "0" if r.lost == 0 else f"LOST {r.lost:,}"
             rows.append((CASES[case], r.lib, f"{med:,.0f}", f"{1e9 / med:,.0f}", ratio, lost))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

@@ -207,6 +207,102 @@ def kakashi_queue_figures(out: str) -> dict[str, float]:
     return figures
 
 
+def run_middleware(lib: str, n: int, out: str) -> dict[str, Any]:
+    """Per-request cost of a Starlette app driven by direct ASGI calls (no sockets): bare,
+    with kakashi's middleware, or with asgi-correlation-id plus a stdlib access-log
+    middleware. Both logging setups write one access line per request to ``out``."""
+    import asyncio
+    import logging
+
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def endpoint(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/items", endpoint)])
+    if lib == "kakashi":
+        import kakashi
+        from kakashi.integrations.starlette import KakashiMiddleware
+
+        kakashi.configure(sink=out, format="json")
+        app.add_middleware(KakashiMiddleware)
+        lines_per_request = 1
+    elif lib == "correlation-id+stdlib":
+        from asgi_correlation_id import CorrelationIdFilter, CorrelationIdMiddleware
+
+        handler = logging.FileHandler(out)
+        handler.addFilter(CorrelationIdFilter())
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s"))
+        access = logging.getLogger("access")
+        access.handlers[:] = [handler]
+        access.setLevel(logging.INFO)
+        access.propagate = False
+
+        class AccessLog:  # a pure ASGI access-log middleware on stdlib logging
+            def __init__(self, app: Any) -> None:
+                self.app = app
+
+            async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+                if scope["type"] != "http":
+                    await self.app(scope, receive, send)
+                    return
+                start, status = time.perf_counter(), [0]
+
+                async def wrapped(message: Any) -> None:
+                    if message["type"] == "http.response.start":
+                        status[0] = message["status"]
+                    await send(message)
+
+                await self.app(scope, receive, wrapped)
+                access.info(
+                    "%s %s %d %.3fms", scope["method"], scope["path"], status[0], (time.perf_counter() - start) * 1000
+                )
+
+        app.add_middleware(AccessLog)
+        app.add_middleware(CorrelationIdMiddleware)
+        lines_per_request = 1
+    else:
+        lines_per_request = 0
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/items",
+        "raw_path": b"/items",
+        "query_string": b"",
+        "headers": [(b"host", b"test"), (b"user-agent", b"bench")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("test", 80),
+        "scheme": "http",
+        "http_version": "1.1",
+        "root_path": "",
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        pass
+
+    async def requests(count: int) -> None:
+        for _ in range(count):
+            await app(dict(scope), receive, send)
+
+    asyncio.run(requests(WARMUP))
+    start = time.perf_counter_ns()
+    asyncio.run(requests(n))
+    if lib == "kakashi":
+        import kakashi
+
+        kakashi.flush()
+    elif lib != "bare":
+        logging.getLogger("access").handlers[0].flush()
+    elapsed = time.perf_counter_ns() - start
+    return {"ns_per_call": elapsed / n, "expected": (n + WARMUP) * lines_per_request}
+
+
 SETUPS = {
     "stdlib": setup_stdlib,
     "picologging": setup_picologging,
@@ -218,6 +314,8 @@ SETUPS = {
 
 
 def run(lib: str, case: str, n: int, out: str) -> dict[str, Any]:
+    if case == "middleware":
+        return run_middleware(lib, n, out)
     s = SETUPS[lib](out, case)
     info, debug, info_fields = s.info, s.debug, s.info_fields
     for i in range(WARMUP):

@@ -1,0 +1,195 @@
+"""Framework-neutral HTTP logic shared by the adapters: request ids, client addresses,
+access-line fields, status levels, header redaction, and the error-once filter.
+
+Adapters stay thin: they read the request the way their framework allows and call these.
+Only kakashi's public API is used here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import random
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kakashi
+
+# A request id we accept from a client: 1 to 128 characters of A-Za-z0-9._:-
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+ACCESS_LOGGER = "kakashi.access"
+_random_bits = random.getrandbits
+_METHOD_NAMES = frozenset({"debug", "info", "warning", "error", "critical"})
+_EXCEPTION_MARK = "__kakashi_logged__"
+
+
+def parse_request_id(value: str | None) -> tuple[str, bool]:
+    """The request id to use and whether the client's value was replaced.
+
+    A valid incoming id is kept; a missing one gets a fresh uuid4 hex (not a replacement);
+    anything else (too long, CR/LF, escapes, non-ASCII, empty) is replaced by a fresh one.
+    """
+    if value is not None and _REQUEST_ID.fullmatch(value):
+        return value, False
+    return new_request_id(), value is not None
+
+
+def new_request_id() -> str:
+    """A random UUID version 4, as 32 hex digits (the form of ``uuid.uuid4().hex``). Made
+    from the ``random`` module (reseeded in every forked child): ids must be unique, not
+    secret, and this costs a fraction of a system call."""
+    bits = _random_bits(128)
+    bits = (bits & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
+    return f"{bits:032x}"
+
+
+def _valid_ip(text: str) -> str | None:
+    text = text.strip()
+    if text.startswith("[") and "]" in text:  # [v6]:port
+        text = text[1 : text.index("]")]
+    elif text.count(":") == 1:  # v4:port
+        text = text.split(":", 1)[0]
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
+def _in_networks(ip: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+    address = ipaddress.ip_address(ip)
+    return any(address in network for network in networks)
+
+
+@dataclass(frozen=True)
+class Options:
+    """What every adapter accepts (each maps its framework's settings onto these).
+
+    Args:
+        request_id_header: the header carrying the request id, in and out.
+        skip_paths: paths that write no access line (e.g. ``/health``).
+        log_query: include the query string in ``path``.
+        trusted_proxies: addresses or networks whose ``X-Forwarded-For`` is believed.
+        headers: request headers to add to the access line (secret ones are redacted).
+        logger: the name of the access logger.
+        status_levels: a function from status code to level name.
+        request_fields: a function from the framework's request (or ASGI scope) to extra
+            context fields; if it raises, the request goes on without them.
+    """
+
+    request_id_header: str = "X-Request-ID"
+    skip_paths: Iterable[str] = ()
+    log_query: bool = False
+    trusted_proxies: Iterable[str] = ()
+    headers: Iterable[str] = ()
+    logger: str = ACCESS_LOGGER
+    status_levels: Callable[[int], str] | None = None
+    request_fields: Callable[[Any], Mapping[str, Any]] | None = None
+    _networks: tuple[Any, ...] = field(default=(), init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "skip_paths", frozenset(self.skip_paths))
+        object.__setattr__(self, "headers", tuple(h.lower() for h in self.headers))
+        if not isinstance(self.request_id_header, str) or not self.request_id_header.strip():
+            raise ValueError(f"request_id_header must be a header name, got {self.request_id_header!r}")
+        networks = []
+        for proxy in self.trusted_proxies:
+            try:
+                networks.append(ipaddress.ip_network(proxy, strict=False))
+            except ValueError as exc:
+                raise ValueError(f"invalid trusted proxy {proxy!r}: {exc}") from None
+        object.__setattr__(self, "_networks", tuple(networks))
+
+    @property
+    def header_key(self) -> str:
+        return self.request_id_header.lower()
+
+    def client(self, peer: str | None, forwarded_for: str | None) -> str | None:
+        """The client address: the peer, or, when the peer is a trusted proxy, the nearest
+        address in ``X-Forwarded-For`` that is not itself a trusted proxy."""
+        if not peer or not forwarded_for or not self._networks:
+            return peer or None  # the server's word (an address, a socket path, a test name)
+        client = _valid_ip(peer)
+        if client is None or not _in_networks(client, self._networks):
+            return peer
+        for hop in reversed(forwarded_for.split(",")):
+            address = _valid_ip(hop)
+            if address is None:
+                return client  # a forged or broken entry: stop believing the chain
+            if not _in_networks(address, self._networks):
+                return address
+            client = address
+        return client
+
+    def level_for(self, status: int) -> str:
+        """The level name of the access line for ``status``."""
+        if self.status_levels is not None:
+            return self.status_levels(status)
+        return "ERROR" if status >= 500 else "WARNING" if status >= 400 else "INFO"
+
+    def access_method(self, logger: kakashi.Logger, status: int) -> Any:
+        """The logger method for ``status`` (``info``, ``warning``, ...), looked up now so
+        a level changed at run time applies."""
+        if self.status_levels is None:  # the default levels: no parsing per request
+            return logger.error if status >= 500 else logger.warning if status >= 400 else logger.info
+        name = self.level_for(status).lower()
+        method = getattr(logger, name, None) if name in _METHOD_NAMES else None
+        return method if method is not None else lambda msg, **fields: logger.log(name.upper(), msg, **fields)
+
+    def header_fields(self, headers: Mapping[str, str]) -> dict[str, str]:
+        """The configured request headers as fields ``header_<name>``, secrets redacted."""
+        found = {}
+        for name in self.headers:
+            value = headers.get(name)
+            if value is not None:
+                key = "header_" + name.replace("-", "_")
+                found[key] = "[REDACTED]" if kakashi.is_redacted(name) else value
+        return found
+
+
+def access_fields(
+    *,
+    status: int,
+    duration_ms: float,
+    size: int,
+    user_agent: str | None,
+    http_version: str,
+    replaced_id: bool,
+) -> dict[str, Any]:
+    """The access line's own fields. ``request_id``, ``method``, ``path`` and ``client`` are
+    in the request context already, so the line carries them too (context fields first)."""
+    fields: dict[str, Any] = {
+        "status": status,
+        "duration_ms": round(duration_ms, 3),
+        "bytes": size,
+        "user_agent": user_agent,
+        "http_version": http_version,
+    }
+    if replaced_id:
+        fields["request_id_replaced"] = True
+    return fields
+
+
+def mark_logged(exc: BaseException) -> None:
+    """Remember that the adapter logged ``exc`` (with its traceback)."""
+    with contextlib.suppress(Exception):  # exceptions with __slots__ cannot be marked
+        setattr(exc, _EXCEPTION_MARK, True)
+
+
+class DuplicateErrorFilter(logging.Filter):
+    """Drops a framework's own record of an exception the adapter already logged
+    (uvicorn's "Exception in ASGI application", Flask's log_exception, django.request)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc_info = record.exc_info
+        return not (exc_info and exc_info[1] is not None and getattr(exc_info[1], _EXCEPTION_MARK, False))
+
+
+def install_duplicate_filter(*logger_names: str) -> None:
+    """Put one :class:`DuplicateErrorFilter` on each named stdlib logger (idempotent)."""
+    for name in logger_names:
+        target = logging.getLogger(name)
+        if not any(isinstance(f, DuplicateErrorFilter) for f in target.filters):
+            target.addFilter(DuplicateErrorFilter())

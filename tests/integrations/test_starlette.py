@@ -1,0 +1,448 @@
+"""The Starlette/FastAPI middleware, with the framework's TestClient, raw ASGI calls, and a
+real uvicorn process (R21-R25)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+starlette = pytest.importorskip("starlette")
+httpx = pytest.importorskip("httpx")
+
+from starlette.applications import Starlette  # noqa: E402
+from starlette.background import BackgroundTask  # noqa: E402
+from starlette.requests import Request  # noqa: E402
+from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse  # noqa: E402
+from starlette.routing import Route, WebSocketRoute  # noqa: E402
+from starlette.testclient import TestClient  # noqa: E402
+from starlette.websockets import WebSocket  # noqa: E402
+
+import kakashi  # noqa: E402
+from kakashi.integrations.starlette import KakashiMiddleware  # noqa: E402
+
+from conftest import read_lines  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+log = kakashi.get_logger("app")
+
+
+async def hello(request: Request) -> JSONResponse:
+    log.info("in view", n=1)
+    return JSONResponse({"request_id": kakashi.get_context().get("request_id")})
+
+
+def sync_view(request: Request) -> PlainTextResponse:
+    log.info("sync view")
+    return PlainTextResponse("sync")
+
+
+async def stream(request: Request) -> StreamingResponse:
+    async def body() -> Any:
+        for i in range(3):
+            log.info("chunk", n=i)
+            yield b"12345"
+
+    return StreamingResponse(body())
+
+
+async def missing(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("nope", status_code=404)
+
+
+async def boom(request: Request) -> PlainTextResponse:
+    log.warning("before the failure")
+    raise RuntimeError("view failed")
+
+
+async def with_task(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("ok", background=BackgroundTask(lambda: log.info("background task")))
+
+
+async def health(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("ok")
+
+
+async def ws(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await websocket.send_text("hi")
+    await websocket.close()
+
+
+def make_app(debug: bool = False, **options: Any) -> Starlette:
+    app = Starlette(
+        debug=debug,
+        routes=[
+            Route("/hello", hello),
+            Route("/sync", sync_view),
+            Route("/stream", stream),
+            Route("/missing", missing),
+            Route("/boom", boom),
+            Route("/task", with_task),
+            Route("/health", health),
+            WebSocketRoute("/ws", ws),
+        ],
+    )
+    app.add_middleware(KakashiMiddleware, **options)
+    return app
+
+
+@pytest.fixture
+def records(log_path: Path) -> Iterator[Any]:
+    kakashi.configure(sink=log_path, format="json", level="DEBUG")
+
+    def read() -> list[dict[str, Any]]:
+        kakashi.flush()
+        return [json.loads(line) for line in read_lines(log_path)]
+
+    yield read
+
+
+def access(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in recs if r["logger"] == "kakashi.access"]
+
+
+def test_one_access_line_with_the_documented_fields(records: Any) -> None:
+    with TestClient(make_app()) as client:
+        response = client.get("/hello?x=1", headers={"User-Agent": "probe/1.0"})
+    rid = response.headers["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", rid) and response.json() == {"request_id": rid}
+    recs = records()
+    view = next(r for r in recs if r["message"] == "in view")
+    assert (view["request_id"], view["method"], view["path"], view["client"]) == (rid, "GET", "/hello", "testclient")
+    (line,) = access(recs)
+    # the request context first (as on every line of the request), then the access fields
+    assert list(line)[4:] == [
+        "request_id",
+        "method",
+        "path",
+        "client",
+        "status",
+        "duration_ms",
+        "bytes",
+        "user_agent",
+        "http_version",
+    ]
+    assert line["message"] == "GET /hello 200" and line["level"] == "INFO"
+    assert (line["status"], line["user_agent"], line["request_id"]) == (200, "probe/1.0", rid)
+    assert line["bytes"] == len(response.content) == 49
+    assert isinstance(line["duration_ms"], float) and line["http_version"] == "1.1"
+
+
+def test_levels_follow_the_status_and_skip_paths_write_nothing(records: Any) -> None:
+    with TestClient(make_app(skip_paths=["/health"]), raise_server_exceptions=False) as client:
+        client.get("/missing")
+        client.get("/boom")
+        client.get("/health")
+    lines = access(records())
+    assert [(r["status"], r["level"]) for r in lines] == [(404, "WARNING"), (500, "ERROR")]
+
+
+def test_query_string_only_when_enabled(records: Any) -> None:
+    with TestClient(make_app(log_query=True)) as client:
+        client.get("/hello?q=kakashi&page=2")
+    assert access(records())[0]["path"] == "/hello?q=kakashi&page=2"
+
+
+@pytest.mark.parametrize(
+    ("incoming", "kept"),
+    [
+        ("abc-123._:XYZ", True),
+        ("a" * 128, True),
+        ("a" * 129, False),
+        ("", False),
+        ("has space", False),
+        ("semi;colon", False),
+        ("x" * 10_000, False),
+    ],
+)
+def test_r21_request_id_rules(records: Any, incoming: str, kept: bool) -> None:
+    with TestClient(make_app()) as client:
+        response = client.get("/hello", headers={"X-Request-ID": incoming})
+    rid = response.headers["x-request-id"]
+    line = access(records())[0]
+    if kept:
+        assert rid == incoming and "request_id_replaced" not in line
+    else:
+        assert re.fullmatch(r"[0-9a-f]{32}", rid) and line["request_id_replaced"] is True
+    assert line["request_id"] == rid
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [b"abc\r\nX-Injected: 1", b"\x1b[31mred", b"id\x00zero", b"\xff\xfe", "ünïcode".encode(), b"a\xe2\x80\xa8b"],
+)
+def test_r21_hostile_request_ids_in_raw_asgi(records: Any, hostile: bytes) -> None:
+    sent: list[dict[str, Any]] = []
+
+    async def run() -> None:
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/hello",
+            "headers": [(b"x-request-id", hostile)],
+            "client": ("10.0.0.9", 1234),
+            "http_version": "1.1",
+            "query_string": b"",
+            "scheme": "http",
+            "server": ("test", 80),
+            "root_path": "",
+            "raw_path": b"/hello",
+        }
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await make_app()(scope, receive, send)
+
+    asyncio.run(run())
+    headers = dict(sent[0]["headers"])
+    assert re.fullmatch(rb"[0-9a-f]{32}", headers[b"x-request-id"])
+    line = access(records())[0]
+    assert line["request_id_replaced"] is True and line["client"] == "10.0.0.9"
+
+
+def test_context_reaches_sync_views_background_tasks_and_does_not_leak(records: Any) -> None:
+    with TestClient(make_app()) as client:
+        sync_id = client.get("/sync").headers["x-request-id"]
+        task_id = client.get("/task").headers["x-request-id"]
+    log.info("after the requests")
+    recs = records()
+    by_message = {r["message"]: r.get("request_id") for r in recs if r["logger"] == "app"}
+    assert by_message == {"sync view": sync_id, "background task": task_id, "after the requests": None}
+
+
+def test_streaming_response_is_counted_and_logged_when_complete(records: Any) -> None:
+    with TestClient(make_app()) as client:
+        response = client.get("/stream")
+    assert response.text == "12345" * 3
+    recs = records()
+    messages = [r["message"] for r in recs]
+    assert messages.index("GET /stream 200") > messages.index("chunk")  # after the last chunk
+    assert access(recs)[0]["bytes"] == 15
+
+
+def test_r23_view_error_logged_once_with_traceback_and_reraised(records: Any) -> None:
+    with TestClient(make_app()) as client, pytest.raises(RuntimeError, match="view failed"):
+        client.get("/boom")
+    recs = records()
+    errors = [r for r in recs if "exception" in r]
+    assert len(errors) == 1 and errors[0]["logger"] == "kakashi.errors"
+    assert (
+        errors[0]["exception"]["type"] == "RuntimeError" and "raise RuntimeError" in errors[0]["exception"]["traceback"]
+    )
+    assert errors[0]["path"] == "/boom" and errors[0]["request_id"]
+
+
+def test_unhandled_500_carries_the_request_id(records: Any) -> None:
+    with TestClient(make_app(), raise_server_exceptions=False) as client:
+        response = client.get("/boom", headers={"X-Request-ID": "trace-me"})
+    assert response.status_code == 500 and response.text == "Internal Server Error"
+    assert response.headers["x-request-id"] == "trace-me"
+    assert access(records())[0]["status"] == 500
+
+
+def test_debug_mode_keeps_starlettes_debug_page(records: Any) -> None:
+    with TestClient(make_app(debug=True), raise_server_exceptions=False) as client:
+        response = client.get("/boom", headers={"Accept": "text/html"})
+    assert response.status_code == 500 and "RuntimeError" in response.text and "Traceback" in response.text
+
+
+def test_r23_a_failing_sink_or_field_hook_never_changes_the_response(tmp_path: Path) -> None:
+    def broken_sink(data: str) -> None:
+        raise OSError(5, "sink down")
+
+    kakashi.configure(sink=broken_sink, batch_size=1)
+
+    def broken_fields(scope: Any) -> dict[str, Any]:
+        raise KeyError("no such thing")
+
+    class Weird:
+        def __str__(self) -> str:
+            raise RuntimeError("unprintable")
+
+    with TestClient(make_app(request_fields=broken_fields)) as client:
+        ok = client.get("/hello")
+        missing_response = client.get("/missing")
+    assert ok.status_code == 200 and ok.json()["request_id"] == ok.headers["x-request-id"]
+    assert missing_response.status_code == 404 and missing_response.text == "nope"
+    log.info("weird value", v=Weird())  # the formatter never raises either
+
+
+def test_r24_headers_are_redacted_and_never_logged_raw(records: Any) -> None:
+    with TestClient(make_app(headers=["authorization", "cookie", "accept", "x-api-key"])) as client:
+        client.get(
+            "/hello",
+            headers={
+                "Authorization": "Bearer s3cr3t",
+                "Cookie": "session=s3cr3t",
+                "Accept": "text/plain",
+                "X-Api-Key": "s3cr3t",
+            },
+        )
+    line = access(records())[0]
+    assert line["header_authorization"] == "[REDACTED]" and line["header_cookie"] == "[REDACTED]"
+    assert line["header_x_api_key"] == "[REDACTED]" and line["header_accept"] == "text/plain"
+    assert "s3cr3t" not in json.dumps(records())
+
+
+def test_forwarded_for_is_believed_only_from_trusted_proxies(records: Any) -> None:
+    async def call(app: Any, peer: str, xff: bytes) -> None:
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/hello",
+            "headers": [(b"x-forwarded-for", xff)],
+            "client": (peer, 1),
+            "http_version": "1.1",
+            "query_string": b"",
+            "scheme": "http",
+            "server": ("t", 80),
+            "root_path": "",
+            "raw_path": b"/hello",
+        }
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            pass
+
+        await app(scope, receive, send)
+
+    app = make_app(trusted_proxies=["10.0.0.0/8"])
+    asyncio.run(call(app, "10.1.1.1", b"203.0.113.7, 10.2.2.2"))  # trusted proxy chain
+    asyncio.run(call(app, "198.51.100.1", b"203.0.113.7"))  # not a proxy: spoofed header ignored
+    asyncio.run(call(app, "10.1.1.1", b"not-an-ip, 203.0.113.9"))
+    assert [r["client"] for r in access(records())] == ["203.0.113.7", "198.51.100.1", "203.0.113.9"]
+
+
+def test_bad_options_fail_when_the_middleware_is_built() -> None:
+    with pytest.raises(ValueError, match="invalid trusted proxy 'nonsense'"):
+        KakashiMiddleware(make_app(), trusted_proxies=["nonsense"])
+    with pytest.raises(TypeError):
+        KakashiMiddleware(make_app(), no_such_option=True)
+
+
+def test_websocket_connect_and_close_lines(records: Any) -> None:
+    with TestClient(make_app()) as client, client.websocket_connect("/ws") as websocket:
+        assert websocket.receive_text() == "hi"
+    lines = access(records())
+    assert [r["message"] for r in lines] == ["websocket connected /ws", "websocket closed /ws"]
+    assert lines[0]["request_id"] == lines[1]["request_id"] and lines[1]["code"] == 1000
+
+
+def test_lifespan_shutdown_flushes_and_writes_through(records: Any, log_path: Path) -> None:
+    kakashi.configure(sink=log_path, format="json", mode="async", max_latency=10)
+    with TestClient(make_app()) as client:
+        client.get("/hello")
+    # shutdown.complete has gone out: everything is in the file without any flush call
+    assert any(json.loads(line)["message"] == "GET /hello 200" for line in read_lines(log_path))
+    log.info("after shutdown")  # written at once: a server may die by a signal now
+    assert json.loads(read_lines(log_path)[-1])["message"] == "after shutdown"
+
+
+@pytest.mark.timeout(60)
+def test_r22_two_hundred_concurrent_requests_keep_their_ids(records: Any) -> None:
+    app = make_app()
+
+    async def run() -> list[tuple[str, str]]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            paths = ["/hello", "/sync", "/stream"] * 67
+            responses = await asyncio.gather(
+                *(client.get(p, headers={"X-Request-ID": f"req-{i}"}) for i, p in enumerate(paths[:200]))
+            )
+        return [(r.headers["x-request-id"], r.request.url.path) for r in responses]
+
+    sent = asyncio.run(run())
+    assert all(rid == f"req-{i}" for i, (rid, _) in enumerate(sent))
+    recs = records()
+    by_id: dict[str, list[str]] = {}
+    for r in recs:
+        if r["logger"] == "app":
+            by_id.setdefault(r["request_id"], []).append(r["message"])
+    expected = {"/hello": ["in view"], "/sync": ["sync view"], "/stream": ["chunk", "chunk", "chunk"]}
+    assert {rid: by_id[rid] for rid, _ in sent} == {rid: expected[path] for rid, path in sent}
+    assert sorted(r["request_id"] for r in access(recs)) == sorted(rid for rid, _ in sent)
+
+
+# ---------------------------------------------------------------- a real uvicorn process
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.timeout(120)
+def test_r25_uvicorn_under_load_then_sigterm_loses_nothing(tmp_path: Path) -> None:
+    pytest.importorskip("uvicorn")
+    pytest.importorskip("fastapi")
+    log_file = tmp_path / "app.log"
+    port = free_port()
+    env = {**os.environ, "KAKASHI_EXAMPLE_LOG": str(log_file), "PYTHONPATH": str(ROOT)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "example_apps.fastapi_app:app", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{base}/health", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "uvicorn did not start"
+                time.sleep(0.1)
+
+        async def load() -> list[httpx.Response]:
+            async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+                calls = []
+                for i in range(150):
+                    path = ["/items/1", "/sync", "/stream", "/fail"][i % 4]
+                    calls.append(client.get(path, headers={"X-Request-ID": f"load-{i}"}))
+                calls.append(client.get("/items/2", headers={"X-Request-ID": "evil\u2028id".encode()}))
+                return list(await asyncio.gather(*calls))
+
+        responses = asyncio.run(load())
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert [r.status_code for r in responses[:4]] == [200, 200, 200, 500]
+    recs = [json.loads(line) for line in read_lines(log_file)]
+    by_id: dict[str, list[dict[str, Any]]] = {}
+    for r in recs:
+        if "request_id" in r:
+            by_id.setdefault(r["request_id"], []).append(r)
+    for i in range(150):
+        lines = by_id[f"load-{i}"]
+        assert sum(r["logger"] == "kakashi.access" for r in lines) == 1, i
+    failures = [r for r in recs if r.get("exception")]
+    assert len(failures) == 150 // 4 + (1 if 150 % 4 > 3 else 0)  # once each: uvicorn's copy filtered
+    replaced = [r for r in recs if r["logger"] == "kakashi.access" and r.get("request_id_replaced")]
+    assert len(replaced) == 1 and "\u2028" not in json.dumps(recs)
+    messages = [r["message"] for r in recs]
+    assert "shop starting" in messages and "shop stopping" in messages
+    assert any(m.startswith("Finished server process") for m in messages)  # uvicorn's last line
