@@ -252,7 +252,8 @@ class Flusher:
     def __init__(self) -> None:
         self.interval = 1.0
         self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._wakeped = False
         self._start_lock = threading.Lock()
         # Flusher thread only: per batch, the first line at the last look and when that was.
         self._seen: dict[Batch, tuple[str, float]] = {}
@@ -264,15 +265,22 @@ class Flusher:
         with self._start_lock:
             if self._thread is not None and self._thread.is_alive():
                 return
-            self._stop = threading.Event()
+            self._wake = threading.Event()
+            self._wakeped = False
             self._thread = threading.Thread(target=self._run, name="kakashi-flusher", daemon=True)
             self._thread.start()
 
     def _run(self) -> None:
-        stop = self._stop
+        wake = self._wake
         # A line is first noticed within interval/4 and written once seen for interval/2:
-        # at most about `interval` after it was logged.
-        while not stop.wait(self.interval / 4):
+        # at most about `interval` after it was logged. The event also wakes the thread when
+        # the interval changes, so a new, shorter interval applies at once.
+        while True:
+            if wake.wait(self.interval / 4):
+                if self._wakeped:
+                    return
+                wake.clear()
+                continue
             try:
                 self.tick(time.monotonic())
             except Exception as exc:  # noqa: BLE001 - the flusher must survive anything
@@ -309,12 +317,18 @@ class Flusher:
                 seen[batch] = (first, now)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._wakeped = True
+        self._wake.set()
+
+    def set_interval(self, seconds: float) -> None:
+        self.interval = seconds
+        self._wake.set()  # wake the thread: it recomputes its wait
 
     def reset_after_fork(self) -> None:
         self._seen = {}
         self._thread = None
-        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._wakeped = False
         self._start_lock = threading.Lock()
 
 
@@ -322,7 +336,7 @@ _flusher = Flusher()
 
 
 def set_flush_interval(seconds: float) -> None:
-    _flusher.interval = seconds
+    _flusher.set_interval(seconds)
 
 
 # ---------------------------------------------------------------- fork
