@@ -47,7 +47,8 @@ class KakashiMiddleware:
         self.debug = debug
         self.access = kakashi.get_logger(self.options.logger)
         self.errors = kakashi.get_logger("kakashi.errors")
-        self._header = self.options.header_key.encode("latin-1")
+        self._header_str = self.options.header_key
+        self._header = self._header_str.encode("latin-1")
         self._wanted = frozenset(
             {self._header, b"user-agent", b"x-forwarded-for", *(h.encode("latin-1") for h in self.options.headers)}
         )
@@ -72,9 +73,11 @@ class KakashiMiddleware:
         wanted = self._wanted
         headers: dict[str, str] = {}
         for name, value in scope.get("headers") or ():
-            if name in wanted and name.decode("latin-1") not in headers:
-                headers[name.decode("latin-1")] = value.decode("latin-1")
-        request_id, replaced = parse_request_id(headers.get(self.options.header_key))
+            if name in wanted:
+                key = name.decode("latin-1")
+                if key not in headers:  # the first of repeated headers counts
+                    headers[key] = value.decode("latin-1")
+        request_id, replaced = parse_request_id(headers.get(self._header_str))
         peer = scope.get("client")
         client = self.options.client(peer[0] if peer else None, headers.get("x-forwarded-for"))
         path = scope.get("path", "")
@@ -210,7 +213,8 @@ class _Exchange:
             self.status = message["status"]
             key = self.id_header[0]
             headers = message.get("headers") or []
-            message["headers"] = [*(h for h in headers if h[0].lower() != key), self.id_header]
+            message["headers"] = [h for h in headers if h[0].lower() != key]
+            message["headers"].append(self.id_header)
         elif kind == "http.response.body":
             self.size += len(message.get("body", b""))
             if not message.get("more_body", False):

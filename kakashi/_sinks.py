@@ -120,10 +120,12 @@ class FileSink(Sink):
 
     def write(self, data: str) -> None:
         fd = self._fd if self._fd is not None else self._open()
-        view = memoryview(data.encode("utf-8", "backslashreplace"))
-        while view:
-            # A short write only happens on a full disk or a signal; write the rest.
-            view = view[os.write(fd, view) :]
+        encoded = data.encode("utf-8", "backslashreplace")
+        written = os.write(fd, encoded)
+        if written < len(encoded):  # only on a full disk or a signal: write the rest
+            view = memoryview(encoded)[written:]
+            while view:
+                view = view[os.write(fd, view) :]
 
     def close(self) -> None:
         fd, self._fd = self._fd, None
