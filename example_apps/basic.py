@@ -1,6 +1,6 @@
 """A plain script: JSON lines to a file, fields, bind, an exception, many threads.
 
-    python example_apps/basic.py /tmp/basic.log
+python example_apps/basic.py /tmp/basic.log
 """
 
 from __future__ import annotations

@@ -1,0 +1,284 @@
+"""The Flask extension, with Flask's test client and a real gunicorn (R21-R25)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+flask = pytest.importorskip("flask")
+httpx = pytest.importorskip("httpx")
+
+import kakashi  # noqa: E402
+from flask import Flask, Response, abort, jsonify, stream_with_context  # noqa: E402
+from kakashi.integrations.flask import Kakashi  # noqa: E402
+
+from conftest import read_lines  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+log = kakashi.get_logger("app")
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    yield
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+
+
+def make_app(**config: Any) -> Flask:
+    app = Flask("shop")
+    app.config.update(config)
+    Kakashi(app)
+
+    @app.get("/hello")
+    def hello() -> Response:
+        log.info("in view")
+        return jsonify(request_id=kakashi.get_context().get("request_id"))
+
+    @app.get("/stream")
+    def stream() -> Response:
+        @stream_with_context
+        def body() -> Iterator[bytes]:
+            for i in range(3):
+                log.info("chunk", n=i)
+                yield b"12345"
+
+        return Response(body())
+
+    @app.get("/forbidden")
+    def forbidden() -> Response:
+        abort(403)
+
+    @app.get("/boom")
+    def boom() -> Response:
+        raise RuntimeError("view failed")
+
+    @app.get("/health")
+    def health() -> str:
+        return "ok"
+
+    return app
+
+
+@pytest.fixture
+def records(log_path: Path) -> Iterator[Any]:
+    kakashi.configure(sink=log_path, format="json", level="DEBUG")
+
+    def read() -> list[dict[str, Any]]:
+        kakashi.flush()
+        return [json.loads(line) for line in read_lines(log_path)]
+
+    yield read
+
+
+def access(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in recs if r["logger"] == "kakashi.access"]
+
+
+def test_access_line_request_id_and_context(records: Any) -> None:
+    client = make_app().test_client()
+    response = client.get("/hello", headers={"User-Agent": "probe"})
+    rid = response.headers["X-Request-ID"]
+    assert re.fullmatch(r"[0-9a-f]{32}", rid) and response.json == {"request_id": rid}
+    log.info("after the request")
+    recs = records()
+    view = next(r for r in recs if r["message"] == "in view")
+    assert view["request_id"] == rid and view["method"] == "GET" and view["path"] == "/hello"
+    (line,) = access(recs)
+    assert list(line)[4:] == [
+        "request_id",
+        "method",
+        "path",
+        "client",
+        "status",
+        "duration_ms",
+        "bytes",
+        "user_agent",
+        "http_version",
+    ]
+    assert (line["status"], line["bytes"], line["user_agent"]) == (200, len(response.data), "probe")
+    assert "request_id" not in recs[-1]
+
+
+def test_404_and_abort_keep_their_status(records: Any) -> None:
+    client = make_app().test_client()
+    assert client.get("/nowhere").status_code == 404
+    assert client.get("/forbidden").status_code == 403
+    lines = access(records())
+    assert [(r["status"], r["level"]) for r in lines] == [(404, "WARNING"), (403, "WARNING")]
+    assert not [r for r in records() if "exception" in r]
+
+
+def test_r23_failing_view_logged_once_and_flask_still_answers_500(records: Any) -> None:
+    kakashi.capture_stdlib()
+    client = make_app().test_client()
+    response = client.get("/boom", headers={"X-Request-ID": "keep-me"})
+    assert response.status_code == 500 and response.headers["X-Request-ID"] == "keep-me"
+    recs = records()
+    errors = [r for r in recs if "exception" in r]
+    assert len(errors) == 1 and errors[0]["logger"] == "kakashi.errors"  # Flask's own copy dropped
+    assert errors[0]["exception"]["type"] == "RuntimeError" and errors[0]["request_id"] == "keep-me"
+    assert access(recs)[0]["status"] == 500
+
+
+def test_exceptions_propagate_unchanged_in_testing_mode(records: Any) -> None:
+    client = make_app(TESTING=True).test_client()
+    with pytest.raises(RuntimeError, match="view failed"):
+        client.get("/boom")
+    assert len([r for r in records() if "exception" in r]) == 1
+
+
+def test_streamed_response_line_after_the_stream_with_bytes(records: Any) -> None:
+    client = make_app().test_client()
+    response = client.get("/stream")
+    assert response.data == b"12345" * 3
+    response.close()  # what a WSGI server does once the body is sent
+    recs = records()
+    messages = [r["message"] for r in recs]
+    assert messages.index("GET /stream 200") > max(i for i, m in enumerate(messages) if m == "chunk")
+    assert access(recs)[0]["bytes"] == 15
+    assert all(r.get("request_id") == access(recs)[0]["request_id"] for r in recs if r["message"] == "chunk")
+
+
+@pytest.mark.parametrize(
+    ("incoming", "kept"),
+    [("abc-123._:X", True), ("a" * 129, False), ("", False), ("has space", False), ("x" * 10_000, False)],
+)
+def test_r21_request_id_rules(records: Any, incoming: str, kept: bool) -> None:
+    response = make_app().test_client().get("/hello", headers={"X-Request-ID": incoming})
+    rid = response.headers["X-Request-ID"]
+    assert (rid == incoming) is kept
+    assert access(records())[0].get("request_id_replaced", False) is (not kept)
+
+
+def test_r21_hostile_ids_through_the_wsgi_environ(records: Any) -> None:
+    client = make_app().test_client()
+    for hostile in ["a\r\nb", "\x1b[31m", "ünï", "a\u2028b"]:
+        response = client.get("/hello", environ_overrides={"HTTP_X_REQUEST_ID": hostile})
+        assert re.fullmatch(r"[0-9a-f]{32}", response.headers["X-Request-ID"])
+    assert all(r["request_id_replaced"] for r in access(records()))
+
+
+def test_r24_headers_redacted(records: Any) -> None:
+    client = make_app(KAKASHI_HEADERS=["authorization", "cookie", "accept"]).test_client()
+    client.set_cookie("session", "s3cr3t")
+    client.get("/hello", headers={"Authorization": "Bearer s3cr3t", "Accept": "text/html"})
+    line = access(records())[0]
+    assert line["header_authorization"] == "[REDACTED]" and line["header_cookie"] == "[REDACTED]"
+    assert line["header_accept"] == "text/html" and "s3cr3t" not in json.dumps(records())
+
+
+def test_skip_paths_and_two_apps_from_one_extension(records: Any) -> None:
+    ext = Kakashi()
+    first, second = Flask("first"), Flask("second")
+    first.config["KAKASHI_SKIP_PATHS"] = ["/health"]
+    second.config["KAKASHI_REQUEST_ID_HEADER"] = "X-Correlation-ID"
+    for app in (first, second):
+        ext.init_app(app)
+        app.add_url_rule("/health", "health", lambda: "ok")
+    assert first.test_client().get("/health").headers["X-Request-ID"]
+    assert (
+        second.test_client().get("/health", headers={"X-Correlation-ID": "corr-1"}).headers["X-Correlation-ID"]
+        == "corr-1"
+    )
+    lines = access(records())
+    assert len(lines) == 1 and lines[0]["request_id"] == "corr-1"
+
+
+def test_r23_broken_sink_never_changes_the_response() -> None:
+    def broken(data: str) -> None:
+        raise OSError(5, "down")
+
+    kakashi.configure(sink=broken, batch_size=1)
+    client = make_app().test_client()
+    assert client.get("/hello").status_code == 200
+    assert client.get("/forbidden").status_code == 403
+
+
+def test_werkzeug_and_app_logger_come_out_once(records: Any) -> None:
+    app = make_app()
+    app.logger.warning("from app.logger")
+    logging.getLogger("werkzeug").info("from werkzeug")
+    recs = records()
+    assert [r["message"] for r in recs] == ["from app.logger", "from werkzeug"]
+    assert recs[0]["logger"] == "shop"
+
+
+# ---------------------------------------------------------------- real gunicorn
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("preload", [False, True])
+def test_r25_gunicorn_two_workers_then_sigterm(tmp_path: Path, preload: bool) -> None:
+    pytest.importorskip("gunicorn")
+    log_file = tmp_path / "app.log"
+    port = free_port()
+    env = {
+        **os.environ,
+        "KAKASHI_EXAMPLE_LOG": str(log_file),
+        "PYTHONPATH": str(ROOT),
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_WORKERS": "2",
+    }
+    command = [sys.executable, "-m", "gunicorn", "-c", "example_apps/gunicorn.conf.py"]
+    command += ["--preload"] if preload else []
+    server = subprocess.Popen(
+        [*command, "example_apps.flask_app:app"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{base}/health", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "gunicorn did not start"
+                time.sleep(0.1)
+
+        async def load() -> list[httpx.Response]:
+            async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+                paths = ["/items/1", "/stream", "/fail", "/admin/forbidden"]
+                return list(
+                    await asyncio.gather(
+                        *(client.get(paths[i % 4], headers={"X-Request-ID": f"req-{i}"}) for i in range(80))
+                    )
+                )
+
+        responses = asyncio.run(load())
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert [r.status_code for r in responses[:4]] == [200, 200, 500, 403]
+    recs = [json.loads(line) for line in read_lines(log_file)]
+    for i in range(80):
+        mine = [r for r in recs if r.get("request_id") == f"req-{i}"]
+        assert sum(r["logger"] == "kakashi.access" for r in mine) == 1, i
+    assert len([r for r in recs if "exception" in r]) == 20
+    imported = [r for r in recs if r["message"] == "shop module imported"]
+    assert len(imported) == (1 if preload else 2)  # the master's import-time line exactly once
+    exiting = [r for r in recs if r["message"] == "worker exiting"]
+    assert len(exiting) == 2
