@@ -206,11 +206,15 @@ class AsyncQueue:
                             break
                         wake.clear()
                     wake_at[0] = _NEVER
+            guard = _engine._guard
+            guard.active = True  # what sinks and renders log now must not feed the queue
             try:
                 self._write_batch()
             except Exception as exc:  # noqa: BLE001 - the worker never dies
                 counters.add(internal_errors=1)
                 report("async", f"async worker error: {type(exc).__name__}: {exc}")
+            finally:
+                guard.active = False
             self.room.set()
 
     def _write_batch(self) -> None:
@@ -235,7 +239,7 @@ class AsyncQueue:
             with self.drop_lock:
                 dropped, self.dropped_unannounced = self.dropped_unannounced, 0
             notice = f"kakashi dropped {dropped:,} records (overflow={self.overflow})"
-        for route in _engine.routes():
+        for route in (*_engine.routes(), *_engine.retired_routes()):
             lines = route.worker.lines  # filled by the renders above
             if notice:
                 lines.append(route.announce(notice))
@@ -282,10 +286,17 @@ def make_async_emitter(render: Callable[..., None], level: int, limit: int) -> C
     queue, wake_at, size = aq.queue, aq.wake_at, aq.queue_size
     clock = time.time
     context_now = current_context
+    guard = _engine._guard
     wait_written = level >= ERROR
     trace = _render.span_ids
 
     def emit(msg: object, /, *args: Any, exc_info: object = None, **fields: Any) -> None:
+        if guard.active:
+            # Logged from inside a kakashi write on this thread (the worker's sink, a value's
+            # __str__ rendered by the worker): queueing it would feed the worker forever, and
+            # waiting for it would wait for ourselves. Counted and announced instead.
+            _engine.drop_inside()
+            return
         try:
             if args:
                 msg = format_message(msg, args, limit)

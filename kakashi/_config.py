@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -263,10 +264,7 @@ def _announcer(fmt: str) -> Callable[[str], str]:
 
 
 def _close_quietly(sink: Sink) -> None:
-    try:
-        sink.close()
-    except Exception as exc:  # noqa: BLE001
-        report("close", f"closing sink {sink.name!r} failed: {type(exc).__name__}: {exc}")
+    _engine.close_sink(sink)
 
 
 def current() -> Config:
@@ -306,10 +304,11 @@ def shutdown(timeout: float = 10.0) -> None:
     and write every later record at once (no batching) until ``configure()`` is called
     again: a server that logs its last lines after shutdown and then dies by a signal
     (uvicorn) loses nothing. Safe to call twice; files are reopened on demand."""
+    deadline = time.monotonic() + timeout
     _write_through(timeout)
     _engine.flush_all()
     for route in _engine.routes():
-        _close_quietly(route.sink)
+        _engine.close_sink(route.sink, deadline - time.monotonic())
 
 
 def _write_through(timeout: float = 5.0) -> None:
@@ -330,3 +329,13 @@ def exiting() -> bool:
 
 
 _engine.on_exit(_write_through)
+
+
+def _after_fork_child() -> None:
+    # A thread of the parent may have been inside configure(): never wait on its lock.
+    global _lock
+    _lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_child)

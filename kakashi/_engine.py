@@ -195,21 +195,47 @@ def _write_pending(route: Route) -> None:
         parts.append(data)
         count += lines
     data = "".join(parts)
+    notices = 0
+    lost = route.lost_unannounced
+    if lost:
+        data = route.announce(f"kakashi lost {lost:,} records: the sink failed (see stats())") + data
+        notices += 1
+    inside = _dropped_inside[0]
+    if inside:
+        data = route.announce(f"kakashi dropped {inside:,} records logged from inside a sink (they would loop)") + data
+        notices += 1
     try:
-        lost = route.lost_unannounced
-        if lost:
-            data = route.announce(f"kakashi lost {lost:,} records: the sink failed (see stats())") + data
         sink.write(data)
-        if lost:
-            route.lost_unannounced -= lost
+        route.lost_unannounced -= lost
+        if inside:
+            _dropped_inside[0] -= inside
         route.written += count  # under the sink lock
     except Exception as exc:  # noqa: BLE001 - P5: never into the caller
-        route.lost_unannounced += count
-        counters.add(dropped=count, sink_errors=1)
+        # A partial write (a disk filling up) wrote some whole lines: those count as written.
+        done = max(0, getattr(exc, "lines_written", 0) - notices)
+        if done or getattr(exc, "lines_written", 0) >= notices > 0:
+            route.lost_unannounced -= lost
+            if inside:
+                _dropped_inside[0] -= inside
+        route.written += done
+        route.lost_unannounced += count - done
+        counters.add(dropped=count - done, sink_errors=1)
         report(
             f"sink:{id(sink)}",
-            f"sink {sink.name!r} failed ({type(exc).__name__}: {exc}); {count} record{'s' * (count != 1)} dropped",
+            f"sink {sink.name!r} failed ({type(exc).__name__}: {exc}); {count - done} record"
+            f"{'s' * (count - done != 1)} dropped",
         )
+
+
+# Records logged from inside a sink write that were dropped (async worker, stdlib bridge),
+# waiting to be announced by the next write. A one-element list: updated in place.
+_dropped_inside = [0]
+
+
+def drop_inside() -> None:
+    """Count a record dropped because it was logged from inside a kakashi write (P6)."""
+    _dropped_inside[0] += 1
+    counters.add(dropped=1)
 
 
 def flush_all() -> None:
@@ -229,13 +255,41 @@ def set_routes(routes: list[Route]) -> list[Route]:
     global _routes
     flush_all()
     old, _routes = _routes, routes
-    counters.add(written=sum(route.written for route in old if route not in routes))
+    replaced = [route for route in old if route not in routes]
+    counters.add(written=sum(route.written for route in replaced))
+    # Loggers being rebuilt right now may still render a few lines for the old routes (and
+    # the async worker renders records queued before the change): those lines still go to
+    # the old sink, which is why the replaced routes are kept around for a while.
+    _retired[:] = (_retired + replaced)[-16:]
     return old
+
+
+_retired: list[Route] = []
+
+
+def retired_routes() -> list[Route]:
+    """Routes replaced by recent configure() calls (lines rendered for them still count)."""
+    return _retired
 
 
 def written() -> int:
     """Lines written to every sink since start (or fork)."""
     return counters.written + sum(route.written for route in _routes)
+
+
+def close_sink(sink: Sink, timeout: float = LOCK_TIMEOUT) -> None:
+    """Close ``sink`` under its lock (a write in flight finishes first); never raises. A
+    sink still busy after ``timeout`` seconds is left open rather than closed under a write."""
+    lock = sink.lock
+    if not lock.acquire(timeout=max(0.0, timeout)):
+        report("close", f"sink {sink.name!r} stayed busy for {timeout}s; left open")
+        return
+    try:
+        sink.close()
+    except Exception as exc:  # noqa: BLE001
+        report("close", f"closing sink {sink.name!r} failed: {type(exc).__name__}: {exc}")
+    finally:
+        lock.release()
 
 
 def routes() -> list[Route]:
@@ -367,7 +421,7 @@ def _before_fork() -> None:
     pid = os.getpid()
     for batch in list(_registry):
         if take(batch.lock) and batch.pid == pid:
-            _take_and_write(batch)
+            _take_and_write(batch, wait=False)  # to the pending list; written just below
     for route in _routes:
         if take(route.sink.lock):
             while route.pending:  # lines of threads that did not wait: write them now

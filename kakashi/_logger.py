@@ -10,6 +10,7 @@ size, thread-local storage), so the hot path reads no globals.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import weakref
@@ -78,29 +79,8 @@ class Logger:
 
     def _build(self, config: _config.Config) -> None:
         level = self.level_for(config)
-        exiting = _config.exiting()
-        use_async = (self._async or config.mode == "async") and not exiting
-        threshold = 1 if exiting else config.batch_size
-        name, bound, limit = self._core.name, self._bound, config.max_value_length
-        all_routes = _engine.routes()
         for attr, num in _METHODS:
-            routes = [r for r in all_routes if r.level is None or r.level <= num]
-            if num < level or not routes:
-                setattr(self, attr, _DISABLED)
-            elif use_async:
-                renders = [
-                    make_emitter(
-                        r.format, level_name(num), name, bound, limit, 1, tls=r.worker, clock=async_queue.clock
-                    )
-                    for r in routes
-                ]
-                setattr(self, attr, make_async_emitter(_fan_out(renders), num, limit))
-            else:
-                emits = [
-                    make_emitter(r.format, level_name(num), name, bound, limit, 1 if num >= ERROR else threshold, r)
-                    for r in routes
-                ]
-                setattr(self, attr, _fan_out(emits))
+            setattr(self, attr, _DISABLED if num < level else self._method(config, num))
         self.warn = self.warning
         error = self.error
         if error is _DISABLED:
@@ -164,15 +144,27 @@ class Logger:
             if num == method_level:
                 getattr(self, attr)(msg, *args, exc_info=exc_info, **fields)
                 return
-        if num < self.level:
-            return
         config = _config.current()
+        if num >= self.level_for(config):
+            self._method(config, num)(msg, *args, exc_info=exc_info, **fields)
+
+    def _method(self, config: _config.Config, num: int) -> Callable[..., None]:
+        """The method that logs at level ``num`` (enabled), for the routes it reaches."""
         routes = [r for r in _engine.routes() if r.level is None or r.level <= num]
-        threshold = 1 if num >= ERROR else config.batch_size
+        if not routes:
+            return _DISABLED
+        exiting = _config.exiting()
         name, bound, limit = self._core.name, self._bound, config.max_value_length
-        emits = [make_emitter(r.format, level_name(num), name, bound, limit, threshold, r) for r in routes]
-        for each in emits:
-            each(msg, *args, exc_info=exc_info, **fields)
+        if (self._async or config.mode == "async") and not exiting:
+            renders = [
+                make_emitter(r.format, level_name(num), name, bound, limit, 1, tls=r.worker, clock=async_queue.clock)
+                for r in routes
+            ]
+            return make_async_emitter(_fan_out(renders), num, limit)
+        # Written before returning at ERROR and above, and for everything while writing
+        # through (after shutdown(), and at interpreter exit).
+        threshold = 1 if num >= ERROR or exiting else config.batch_size
+        return _fan_out([make_emitter(r.format, level_name(num), name, bound, limit, threshold, r) for r in routes])
 
     def bind(self, **fields: Any) -> Logger:
         """A logger of the same name that adds ``fields`` to every record (call fields of the
@@ -254,6 +246,15 @@ def get_async_logger(name: str | None = None, min_level: int | str | None = None
     whatever the configured mode (the caller only captures and enqueues). It shares its
     level with ``get_logger(name)``."""
     return _lookup(_async_cache, _check_name(name), min_level, True)
+
+
+def _after_fork_child() -> None:
+    global _cache_lock
+    _cache_lock = threading.Lock()  # the parent's may have been held by another thread
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_child)
 
 
 def clear_logger_cache() -> None:

@@ -108,6 +108,7 @@ class FileSink(Sink):
         self.name = self.path
         self._mode = mode
         self._fd: int | None = None
+        self._torn = False
         self._open()
 
     def _open(self) -> int:
@@ -119,13 +120,32 @@ class FileSink(Sink):
         return fd
 
     def write(self, data: str) -> None:
+        self._write_bytes(data.encode("utf-8", "backslashreplace"))
+
+    def _write_bytes(self, encoded: bytes | memoryview) -> None:
+        """Write whole lines. If the disk fills part-way, the error says how many whole
+        lines made it (``lines_written``) and the next write first ends the torn line, so
+        it is never glued to the next record."""
         fd = self._fd if self._fd is not None else self._open()
-        encoded = data.encode("utf-8", "backslashreplace")
-        written = os.write(fd, encoded)
-        if written < len(encoded):  # only on a full disk or a signal: write the rest
-            view = memoryview(encoded)[written:]
-            while view:
-                view = view[os.write(fd, view) :]
+        fix = b"\n" if self._torn else b""
+        encoded = fix + bytes(encoded) if fix else encoded
+        written = 0
+        try:
+            written = os.write(fd, encoded)
+            while written < len(encoded):  # only on a full disk or a signal
+                written += os.write(fd, memoryview(encoded)[written:])
+        except OSError as exc:
+            if written:
+                self._torn = bytes(encoded[written - 1 : written]) != b"\n"
+            whole = bytes(encoded[:written]).count(b"\n") - (1 if fix and written else 0)
+            exc.lines_written = max(0, whole)  # type: ignore[attr-defined]
+            raise
+        finally:
+            self._on_written(written - len(fix) if written else 0)
+        self._torn = False
+
+    def _on_written(self, size: int) -> None:
+        """Hook for subclasses that track the file's size."""
 
     def close(self) -> None:
         fd, self._fd = self._fd, None
@@ -260,15 +280,15 @@ class RotatingFileSink(FileSink):
                     cut = encoded.find(b"\n", start)  # one line longer than max_bytes: alone
                     cut = end - 1 if cut < 0 else cut
                 piece_end = cut + 1
-            self._write_all(memoryview(encoded)[start:piece_end])
+            try:
+                self._write_bytes(memoryview(encoded)[start:piece_end])
+            except OSError as exc:
+                exc.lines_written += encoded.count(b"\n", 0, start)  # type: ignore[attr-defined]
+                raise
             start = piece_end
 
-    def _write_all(self, view: memoryview) -> None:
-        fd = self._fd if self._fd is not None else self._open()
-        while view:
-            written = os.write(fd, view)
-            self._size += written
-            view = view[written:]
+    def _on_written(self, size: int) -> None:
+        self._size += max(0, size)
 
     def _name(self, index: int) -> str:
         return f"{self.path}.{index}" + (".gz" if self.compress else "")

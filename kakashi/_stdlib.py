@@ -26,11 +26,15 @@ class StdlibHandler(logging.Handler):
     (``{"class": "kakashi.StdlibHandler"}``) or through :func:`capture_stdlib`.
     The kakashi logger's level applies on top of the stdlib one. Records emitted from inside
     a kakashi sink (a sink that itself logs through stdlib, or kakashi output forwarded into
-    stdlib) are not taken back in: that would loop.
+    stdlib) are not taken back in (that would loop); they are counted as dropped and
+    announced in the log.
     """
 
     def emit(self, record: logging.LogRecord) -> None:
         if _engine.in_flush():
+            # Emitted from inside a kakashi sink (a sink that logs through stdlib, or kakashi
+            # output forwarded into stdlib): taking it back in would loop. Counted, announced.
+            _engine.drop_inside()
             return
         try:
             try:

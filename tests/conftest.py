@@ -28,6 +28,7 @@ def reset_kakashi() -> Iterator[None]:
     for route in _engine.routes():
         route.lost_unannounced = 0
     _async.async_queue.dropped_unannounced = 0
+    _engine._dropped_inside[0] = 0
     kakashi.clear_context()
 
 
