@@ -88,7 +88,8 @@ class KakashiMiddleware:
             fields["client"] = client
         if self.options.request_fields is not None:
             try:
-                fields.update(self.options.request_fields(scope))
+                extra = self.options.request_fields(scope)
+                fields.update({key: value for key, value in extra.items() if isinstance(key, str)})
             except Exception as exc:  # noqa: BLE001 - R23: never changes the response
                 self.errors.warning("request_fields failed", error=f"{type(exc).__name__}: {exc}")
         return headers, fields, replaced

@@ -88,8 +88,8 @@ class AsyncQueue:
 
     def ensure_worker(self) -> None:
         thread = self.thread
-        if thread is not None and thread.is_alive():
-            return
+        if (thread is not None and thread.is_alive()) or _engine.at_exit():
+            return  # (no new thread once the interpreter is exiting: loggers write through then)
         with self.start_lock:
             if self.thread is not None and self.thread.is_alive():
                 return
@@ -162,16 +162,28 @@ class AsyncQueue:
         thread = self.thread
         if thread is None:
             return
+        deadline = time.monotonic() + timeout
         self.flush(timeout)
         self.stopping = True
-        self._wake_now()
+        self.wake.set()
         if thread is not threading.current_thread():
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if not thread.is_alive():
+            # Records a producer queued after the worker's last look: write them here.
+            guard = _engine._guard
+            guard.active = True
+            try:
+                while self.queue and time.monotonic() < deadline:
+                    self._write_batch()
+            finally:
+                guard.active = False
         left = sum(1 for item in self.queue if not isinstance(item, _Barrier))
         if left:
             self.queue.clear()
             counters.add(dropped=left)
-            report("shutdown", f"async shutdown timed out; {left} queued records dropped")
+            with self.drop_lock:
+                self.dropped_unannounced += left  # announced by the next worker's first write
+            report("shutdown", f"async shutdown timed out after {timeout}s; {left} queued records dropped")
         self.thread = None
         self.wake_at[0] = 1  # the next record starts a new worker
 

@@ -206,7 +206,7 @@ def _route(sink: Sink, fmt: str, level: int | None) -> _engine.Route:
 
 
 def _check_trace_ids(value: object) -> bool:
-    if value not in ("auto", True, False):
+    if not (value is True or value is False or value == "auto"):
         raise ValueError(f"trace_ids must be 'auto', True or False, got {value!r}")
     if value is False:
         return False

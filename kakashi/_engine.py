@@ -456,6 +456,7 @@ def _after_fork_child() -> None:
             _registry.add(batch)
     if _registry:
         _flusher.ensure_running()
+    _watch_multiprocessing()  # a multiprocessing child runs it before its target
 
 
 if hasattr(os, "register_at_fork"):
@@ -495,3 +496,34 @@ def _at_exit() -> None:
 
 
 atexit.register(_at_exit)
+
+
+# multiprocessing children end with os._exit(), so atexit never runs there: they get the same
+# final flush from a multiprocessing finalizer, registered in each child after it starts.
+class _Anchor:
+    """Something for multiprocessing's after-fork registry to hold on to."""
+
+
+_MP_ANCHOR = _Anchor()
+
+
+def _register_mp_exit(_anchor: object) -> None:
+    util = sys.modules.get("multiprocessing.util")
+    if util is not None:
+        util.Finalize(None, _at_exit, exitpriority=-100)
+    # A pool's workers are often ended by terminate() (SIGTERM, no hook at all): in a
+    # multiprocessing child every record is written as it is logged.
+    for hook in _exit_hooks:
+        try:
+            hook()
+        except Exception as exc:  # noqa: BLE001
+            report("exit", f"exit hook failed: {type(exc).__name__}: {exc}")
+
+
+def _watch_multiprocessing() -> None:
+    util = sys.modules.get("multiprocessing.util")
+    if util is not None:
+        util.register_after_fork(_MP_ANCHOR, _register_mp_exit)
+
+
+_watch_multiprocessing()  # children started by spawn import kakashi after multiprocessing

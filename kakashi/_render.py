@@ -20,6 +20,8 @@ from ._context import current as current_context
 from ._stats import counters, report
 from ._values import (
     REDACTED,
+    RESERVED_KEYS,
+    RESERVED_PREFIX,
     escape_text,
     format_message,
     is_redacted,
@@ -102,7 +104,15 @@ def describe_exception(exc_info: object) -> tuple[str, str, str] | None:
 _KEY_CACHE_LIMIT = 4096
 
 
-def _key_renderer(spell: Callable[[str], str]) -> tuple[dict[str, str], Callable[[str], str]]:
+def _json_key_name(key: object) -> str:
+    """JSON keeps a field's name as given (escaped); only the record's own keys are renamed."""
+    text = safe_str(key, 128)
+    return RESERVED_PREFIX + text if text in RESERVED_KEYS else text
+
+
+def _key_renderer(
+    spell: Callable[[str], str], name: Callable[[object], str] = sanitize_key
+) -> tuple[dict[str, str], Callable[[str], str]]:
     """Memoise the rendered form of a field name (names repeat; values do not). Returns the
     cache, which emitters index directly, and the function that fills it."""
     cache: dict[str, str] = {}
@@ -111,7 +121,7 @@ def _key_renderer(spell: Callable[[str], str]) -> tuple[dict[str, str], Callable
     def render_key(key: str) -> str:
         out = cache.get(key)
         if out is None:
-            out = spell(sanitize_key(key))
+            out = spell(name(key))
             # Redacted names stay out of the cache, so the hot path's lookup misses and
             # takes the slow path, which writes [REDACTED] instead of the value.
             if len(cache) < _KEY_CACHE_LIMIT and not is_redacted(key):
@@ -214,7 +224,7 @@ class _Spec:
         self.name, self.message, self.exception = name, message, exception
         self.str_value, self.value = str_value, value
         self.redacted = str_value(REDACTED, 64)
-        self.keys, self.key = _key_renderer(key)
+        self.keys, self.key = _key_renderer(key, _json_key_name if name == "json" else sanitize_key)
         self.values: dict[str, str] = {}  # str value -> rendered, bounded (see _cached_str)
 
     def fields(self, fields: Mapping[str, Any], limit: int) -> str:
@@ -232,7 +242,7 @@ class _Spec:
             if value.__class__ is str:
                 rendered = values.get(value)
                 value = _cached_str(self, value, limit) if rendered is None else rendered
-            elif value.__class__ is not int:
+            else:
                 value = self.value(value, limit)
             out = f"{out}{rendered_key}{value}"
         return out
@@ -294,7 +304,7 @@ def _emitter(
                         value = _cached_str(spec, value, limit) if rendered is None else rendered
                     elif cls is float and value - value == 0.0:  # finite (nan and inf give nan)
                         value = repr(value)
-                    elif cls is not int:
+                    elif cls is not int or not -_BIG_INT < value < _BIG_INT:  # too long to print
                         value = other(value, limit)
                     try:
                         extra = f"{extra}{keys[key]}{value}"
@@ -331,6 +341,7 @@ def _context_text(spec: _Spec, ctx: Context, limit: int, bound_keys: frozenset[s
 # Rendered forms of short string values, per format: values repeat far more than they
 # vary (methods, paths, hosts, user names). Bounded; cleared when full.
 _VALUE_CACHE_LIMIT = 1024
+_BIG_INT = 10**4000  # str() refuses ints of more than 4,300 digits
 _VALUE_CACHE_MAX_LEN = 64  # max_value_length is at least this, so cached values are never cut
 
 

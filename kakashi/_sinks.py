@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import gzip
+import io
 import os
 import shutil
 import sys
@@ -69,6 +70,18 @@ class StreamSink(Sink):
         else:
             if not callable(getattr(stream, "write", None)):
                 raise TypeError(f"stream must have a write(str) method, got {type(stream).__name__}")
+            if isinstance(stream, (io.RawIOBase, io.BufferedIOBase)) or "b" in str(getattr(stream, "mode", "")):
+                raise TypeError(f"stream {stream!r} is binary; kakashi writes text: open it in text mode")
+            if getattr(stream, "closed", False) is True:
+                raise ValueError(f"stream {stream!r} is closed")
+            writable = getattr(stream, "writable", None)
+            if callable(writable):
+                try:
+                    ok = writable()
+                except Exception:  # noqa: BLE001 - a stream that cannot tell is given the benefit
+                    ok = True
+                if not ok:
+                    raise ValueError(f"stream {stream!r} is not writable")
             self._attr = None
             self._stream = stream
             self.name = type(stream).__name__
@@ -236,8 +249,9 @@ class RotatingFileSink(FileSink):
             raise ValueError(f"max_bytes must be a positive int, got {max_bytes!r}")
         if when is not None and when not in _WHEN_SECONDS and when != "midnight":
             raise ValueError(f"unknown when {when!r}; valid: S, M, H, D, midnight")
-        if isinstance(backup_count, bool) or not isinstance(backup_count, int) or backup_count < 0:
-            raise ValueError(f"backup_count must be an int >= 0, got {backup_count!r}")
+        if isinstance(backup_count, bool) or not isinstance(backup_count, int) or backup_count < 1:
+            # 0 would delete the live log at every rotation.
+            raise ValueError(f"backup_count must be an int >= 1, got {backup_count!r}")
         if compress not in (None, "gzip"):
             raise ValueError(f"unknown compress {compress!r}; valid: None, 'gzip'")
         self.max_bytes, self.when, self.backup_count, self.compress = max_bytes, when, backup_count, compress
@@ -297,23 +311,20 @@ class RotatingFileSink(FileSink):
         """Close the current file, shift the backups, and open a new file (under the lock)."""
         self.close()
         self._wait_compressor()
-        if self.backup_count == 0:
-            os.remove(self.path)
-        else:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self._name(self.backup_count))
+        for index in range(self.backup_count - 1, 0, -1):
             with contextlib.suppress(FileNotFoundError):
-                os.remove(self._name(self.backup_count))
-            for index in range(self.backup_count - 1, 0, -1):
-                with contextlib.suppress(FileNotFoundError):
-                    os.replace(self._name(index), self._name(index + 1))
-            if self.compress:
-                plain = f"{self.path}.1"
-                os.replace(self.path, plain)
-                self._compressor = threading.Thread(
-                    target=_gzip_file, args=(plain, self._name(1)), name="kakashi-gzip", daemon=False
-                )
-                self._compressor.start()
-            else:
-                os.replace(self.path, self._name(1))
+                os.replace(self._name(index), self._name(index + 1))
+        if self.compress:
+            plain = f"{self.path}.1"
+            os.replace(self.path, plain)
+            self._compressor = threading.Thread(
+                target=_gzip_file, args=(plain, self._name(1)), name="kakashi-gzip", daemon=False
+            )
+            self._compressor.start()
+        else:
+            os.replace(self.path, self._name(1))
         self._open()
 
     def _wait_compressor(self) -> None:

@@ -186,7 +186,8 @@ def logfmt_value(value: object, limit: int = DEFAULT_MAX_LENGTH) -> str:
     if cls is str:
         return logfmt_str(value, limit)  # type: ignore[arg-type]
     if cls is int:
-        return str(value)
+        text = int_text(value)  # type: ignore[arg-type]
+        return text if text[0] != "<" else logfmt_str(text, limit)
     if cls is bool:
         return "true" if value else "false"
     if value is None:
@@ -248,7 +249,10 @@ MAX_DEPTH = 32
 def _plain(value: object, depth: int, seen: set[int]) -> object:
     """Rebuild ``value`` from JSON types only, with placeholders for what cannot be encoded."""
     cls = type(value)
-    if cls is str or cls is int or cls is bool or value is None:
+    if cls is int:
+        text = int_text(value)  # type: ignore[arg-type]
+        return value if text[0] != "<" else text
+    if cls is str or cls is bool or value is None:
         return value
     if cls is float:
         return value if math.isfinite(value) else None  # type: ignore[arg-type]
@@ -270,9 +274,43 @@ def _plain(value: object, depth: int, seen: set[int]) -> object:
     return safe_str(value)
 
 
+def redact_nested(value: object, depth: int = 0) -> object:
+    """``value`` with the values of secret-looking keys replaced at any depth (R24); the
+    same object when there is nothing to replace."""
+    if depth >= MAX_DEPTH:
+        return value
+    cls = type(value)
+    if cls is dict:
+        out: dict[object, object] = {}
+        changed = False
+        for key, item in list(value.items()):  # type: ignore[attr-defined]
+            if isinstance(key, str) and is_redacted(key):
+                out[key], changed = REDACTED, True
+            else:
+                new = redact_nested(item, depth + 1)
+                changed = changed or new is not item
+                out[key] = new
+        return out if changed else value
+    if cls is list or cls is tuple:
+        items = [redact_nested(item, depth + 1) for item in value]  # type: ignore[attr-defined]
+        return items if any(a is not b for a, b in zip(items, value, strict=True)) else value  # type: ignore[call-overload]
+    return value
+
+
+def int_text(value: int) -> str:
+    """``str(value)``, or a placeholder for an int too long to print (Python refuses ints of
+    more than 4,300 digits)."""
+    try:
+        return str(value)
+    except ValueError:
+        return f"<int of {value.bit_length()} bits>"
+
+
 def dumps(value: object, limit: int = DEFAULT_MAX_LENGTH) -> str:
     """Compact JSON for any value; never raises; output longer than ``limit`` becomes a
-    truncated JSON string. Non-finite floats become ``null`` (JSON has no NaN)."""
+    truncated JSON string. Non-finite floats become ``null`` (JSON has no NaN). Values under
+    secret-looking keys are redacted at any depth."""
+    value = redact_nested(value)
     try:
         out = _fast_dumps(value)
     except Exception:  # noqa: BLE001 - cycles, NaN, depth, odd keys: take the careful road
@@ -293,7 +331,8 @@ def json_value(value: object, limit: int = DEFAULT_MAX_LENGTH) -> str:
     if cls is str:
         return json_str(value, limit)  # type: ignore[arg-type]
     if cls is int:
-        return str(value)
+        text = int_text(value)  # type: ignore[arg-type]
+        return text if text[0] != "<" else json_str(text)
     if cls is bool:
         return "true" if value else "false"
     if value is None:

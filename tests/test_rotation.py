@@ -96,7 +96,8 @@ def test_midnight_rotation(tmp_path: Path) -> None:
         ({}, "RotatingFileSink needs max_bytes=, when=, or both"),
         ({"max_bytes": 0}, "max_bytes must be a positive int, got 0"),
         ({"when": "weekly"}, "unknown when 'weekly'; valid: S, M, H, D, midnight"),
-        ({"max_bytes": 10, "backup_count": -1}, "backup_count must be an int >= 0, got -1"),
+        ({"max_bytes": 10, "backup_count": -1}, "backup_count must be an int >= 1, got -1"),
+        ({"max_bytes": 10, "backup_count": 0}, "backup_count must be an int >= 1, got 0"),
         ({"max_bytes": 10, "compress": "zip"}, "unknown compress 'zip'; valid: None, 'gzip'"),
     ],
 )
