@@ -266,6 +266,7 @@ def _emitter(
     bound_keys = frozenset(bound)
     render_message, describe = spec.message, spec.exception
     keys, key_slow, values, other, redacted = spec.keys, spec.key, spec.values, spec.value, spec.redacted
+    low, high = -_BIG_INT, _BIG_INT
     ms_cell = _ms_cell
     context_now = current_context
     trace_key, span_key, quote = spec.key("trace_id"), spec.key("span_id"), spec.str_value
@@ -304,7 +305,7 @@ def _emitter(
                         value = _cached_str(spec, value, limit) if rendered is None else rendered
                     elif cls is float and value - value == 0.0:  # finite (nan and inf give nan)
                         value = repr(value)
-                    elif cls is not int or not -_BIG_INT < value < _BIG_INT:  # too long to print
+                    elif cls is not int or not low < value < high:  # too long to print
                         value = other(value, limit)
                     try:
                         extra = f"{extra}{keys[key]}{value}"
