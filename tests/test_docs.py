@@ -66,3 +66,15 @@ def doc_blocks() -> list[tuple[str, int, str]]:
 def test_every_python_example_in_the_docs_runs(tmp_path: Path, page: str, index: int, code: str) -> None:
     proc = run_python(DOC_PRELUDE + code, cwd=tmp_path)
     assert proc.returncode == 0, f"{page} block {index} failed:\n{proc.stderr}"
+
+
+def test_every_public_name_is_documented() -> None:
+    import kakashi
+
+    text = "".join(page.read_text() for page in (ROOT / "docs").glob("*.md"))
+    missing = [name for name in kakashi.__all__ if not name.startswith("__") and name not in text]
+    assert missing == []
+    undocumented = [
+        name for name in kakashi.__all__ if callable(getattr(kakashi, name)) and not getattr(kakashi, name).__doc__
+    ]
+    assert undocumented == []

@@ -8,10 +8,8 @@ import logging
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,8 @@ import pytest
 
 flask = pytest.importorskip("flask")
 httpx = pytest.importorskip("httpx")
+
+from servers import free_port, wait_until_up  # noqa: E402
 
 import kakashi  # noqa: E402
 from flask import Flask, Response, abort, jsonify, stream_with_context  # noqa: E402
@@ -222,12 +222,6 @@ def test_werkzeug_and_app_logger_come_out_once(records: Any) -> None:
 # ---------------------------------------------------------------- real gunicorn
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("preload", [False, True])
 def test_r25_gunicorn_two_workers_then_sigterm(tmp_path: Path, preload: bool) -> None:
@@ -248,14 +242,7 @@ def test_r25_gunicorn_two_workers_then_sigterm(tmp_path: Path, preload: bool) ->
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/health", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "gunicorn did not start"
-                time.sleep(0.1)
+        wait_until_up(f"{base}/health")
 
         async def load() -> list[httpx.Response]:
             async with httpx.AsyncClient(base_url=base, timeout=30) as client:

@@ -8,10 +8,8 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ import pytest
 starlette = pytest.importorskip("starlette")
 httpx = pytest.importorskip("httpx")
 
+from servers import free_port, wait_until_up  # noqa: E402
 from starlette.applications import Starlette  # noqa: E402
 from starlette.background import BackgroundTask  # noqa: E402
 from starlette.requests import Request  # noqa: E402
@@ -384,12 +383,6 @@ def test_r22_two_hundred_concurrent_requests_keep_their_ids(records: Any) -> Non
 # ---------------------------------------------------------------- a real uvicorn process
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.timeout(120)
 def test_r25_uvicorn_under_load_then_sigterm_loses_nothing(tmp_path: Path) -> None:
     pytest.importorskip("uvicorn")
@@ -406,14 +399,7 @@ def test_r25_uvicorn_under_load_then_sigterm_loses_nothing(tmp_path: Path) -> No
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/health", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "uvicorn did not start"
-                time.sleep(0.1)
+        wait_until_up(f"{base}/health")
 
         async def load() -> list[httpx.Response]:
             async with httpx.AsyncClient(base_url=base, timeout=30) as client:
