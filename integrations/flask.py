@@ -130,7 +130,7 @@ def _after_request(response: Response) -> Response:
             state.size = response.content_length
         else:  # a generator: count while it streams, write the line when the server closes it
             response.response = _Counted(body, state)
-            response.call_on_close(lambda: _access_line(state))
+            response.call_on_close(lambda: (_access_line(state), kakashi.flush(include_async=False)))
     except Exception:  # noqa: BLE001 - R23
         pass
     return response
@@ -182,7 +182,6 @@ def _access_line(state: _Request) -> None:
         }
         message = f"{state.fields['method']} {state.fields['path']} {status}"
         options.access_method(state.app.access, status)(message, **fields)
-        kakashi.flush(include_async=False)
     except Exception:  # noqa: BLE001 - R23
         pass
 

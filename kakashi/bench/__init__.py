@@ -30,9 +30,11 @@ CASES = {
     "async": "async / queue handler",
     "memory": "tracemalloc, INFO",
     "middleware": "per request, Starlette",
+    "flask": "per request, Flask",
 }
 MIDDLEWARE_LIBS = ("bare", "kakashi", "correlation-id+stdlib")
-DEFAULT_CASES = ("plain", "fields", "filtered", "threads4", "async", "memory", "middleware")
+FLASK_LIBS = ("flask", "flask+kakashi", "flask+log-request-id+stdlib")
+DEFAULT_CASES = ("plain", "fields", "filtered", "threads4", "async", "memory", "middleware", "flask")
 # Which libraries take part in which case (the async case compares queue-based loggers).
 ASYNC_LIBS = ("stdlib", "loguru", "kakashi-0.2.2")
 MODULE_OF = {
@@ -41,6 +43,9 @@ MODULE_OF = {
     "loguru": "loguru",
     "bare": "starlette",
     "correlation-id+stdlib": "asgi_correlation_id",
+    "flask": "flask",
+    "flask+kakashi": "flask",
+    "flask+log-request-id+stdlib": "flask_log_request_id",
 }
 
 
@@ -98,6 +103,9 @@ def plan(libs: list[str], cases: list[str], old_python: str | None) -> list[tupl
         if case == "middleware":
             runs += [(sys.executable, lib, case) for lib in MIDDLEWARE_LIBS if available(lib) and available("bare")]
             continue
+        if case == "flask":
+            runs += [(sys.executable, lib, case) for lib in FLASK_LIBS if available(lib) and available("flask")]
+            continue
         names = list(libs) + (["kakashi-0.2.2"] if old_python else [])
         for lib in names:
             if case == "async" and lib not in ASYNC_LIBS and lib != "kakashi":
@@ -135,6 +143,7 @@ def render_table(results: list[Result], cases: list[str]) -> str:
     # Middleware: the ratio column compares the overhead over the bare app with the
     # overhead of asgi-correlation-id + a stdlib access log.
     mw = {r.lib: r.median for r in results if r.case == "middleware" and r.ns}
+    fl = {r.lib: r.median for r in results if r.case == "flask" and r.ns}
     rows = [("case", "library", "ns/call", "calls/s", "vs stdlib", "lines lost")]
     for case in cases:
         for r in (r for r in results if r.case == case):
@@ -146,6 +155,9 @@ def render_table(results: list[Result], cases: list[str]) -> str:
             if case == "middleware" and {"bare", "correlation-id+stdlib"} <= mw.keys() and r.lib != "bare":
                 other = mw["correlation-id+stdlib"] - mw["bare"]
                 ratio = f"+{med - mw['bare']:,.0f} ns = {(med - mw['bare']) / other:.2f}x of theirs"
+            if case == "flask" and {"flask", "flask+log-request-id+stdlib"} <= fl.keys() and r.lib != "flask":
+                other = fl["flask+log-request-id+stdlib"] - fl["flask"]
+                ratio = f"+{med - fl['flask']:,.0f} ns = {(med - fl['flask']) / other:.2f}x of theirs"
             lost = "0" if r.lost == 0 else f"LOST {r.lost:,}"
             rows.append((CASES[case], r.lib, f"{med:,.0f}", f"{1e9 / med:,.0f}", ratio, lost))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

@@ -303,6 +303,67 @@ def run_middleware(lib: str, n: int, out: str) -> dict[str, Any]:
     return {"ns_per_call": elapsed / n, "expected": (n + WARMUP) * lines_per_request}
 
 
+def run_flask(lib: str, n: int, out: str) -> dict[str, Any]:
+    """Per-request cost of a Flask app driven by its test client: bare, with kakashi's
+    extension, or with flask-log-request-id plus a stdlib access-log hook (after_request).
+    Both logging setups write one access line per request to ``out``."""
+    import logging
+
+    from flask import Flask
+
+    app = Flask("bench")
+
+    @app.get("/items")
+    def items() -> str:
+        return "ok"
+
+    lines_per_request = 1
+    if lib == "flask+kakashi":
+        import kakashi
+        from kakashi.integrations.flask import Kakashi
+
+        kakashi.configure(sink=out, format="json")
+        Kakashi(app)
+    elif lib == "flask+log-request-id+stdlib":
+        from flask_log_request_id import RequestID, RequestIDLogFilter
+
+        from flask import request
+
+        try:
+            from flask import _app_ctx_stack  # type: ignore[attr-defined]  # noqa: F401
+        except ImportError:
+            raise SystemExit("flask-log-request-id needs flask._app_ctx_stack (Flask < 2.3)") from None
+        RequestID(app)
+        handler = logging.FileHandler(out)
+        handler.addFilter(RequestIDLogFilter())
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
+        access = logging.getLogger("access")
+        access.handlers[:] = [handler]
+        access.setLevel(logging.INFO)
+        access.propagate = False
+
+        @app.after_request
+        def access_log(response: Any) -> Any:
+            access.info("%s %s %d", request.method, request.path, response.status_code)
+            return response
+    else:
+        lines_per_request = 0
+    client = app.test_client()
+    for _ in range(WARMUP):
+        client.get("/items")
+    start = time.perf_counter_ns()
+    for _ in range(n):
+        client.get("/items")
+    if lib == "flask+kakashi":
+        import kakashi
+
+        kakashi.flush()
+    elif lines_per_request:
+        logging.getLogger("access").handlers[0].flush()
+    elapsed = time.perf_counter_ns() - start
+    return {"ns_per_call": elapsed / n, "expected": (n + WARMUP) * lines_per_request}
+
+
 SETUPS = {
     "stdlib": setup_stdlib,
     "picologging": setup_picologging,
@@ -316,6 +377,8 @@ SETUPS = {
 def run(lib: str, case: str, n: int, out: str) -> dict[str, Any]:
     if case == "middleware":
         return run_middleware(lib, n, out)
+    if case == "flask":
+        return run_flask(lib, n, out)
     s = SETUPS[lib](out, case)
     info, debug, info_fields = s.info, s.debug, s.info_fields
     for i in range(WARMUP):
