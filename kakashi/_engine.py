@@ -30,6 +30,10 @@ from types import SimpleNamespace
 from ._sinks import Sink, StreamSink
 from ._stats import counters, report, reset_reports
 
+# Seconds after a configure() from which the empty batches of the routes it replaced are
+# dropped from the registry (loggers are rebuilt within the configure() call itself).
+RETIRED_BATCH_AGE = 10.0
+
 # How long any kakashi lock is awaited before giving up (and reporting). Long enough for a
 # slow disk, short enough that a wedged sink never hangs the program for good.
 LOCK_TIMEOUT = 5.0
@@ -49,6 +53,7 @@ class Route:
         self.worker = SimpleNamespace(lines=[])  # the async worker's rendered lines (worker only)
         self.pending: deque[tuple[str, int]] = deque()  # (data, lines) waiting for the writer
         self.written = 0  # lines written to this sink (updated under its lock)
+        self.retired_at: float | None = None  # monotonic time configure() replaced it
 
     def new_batch(self) -> list[str]:
         """Create the calling thread's batch for this route (its first log call)."""
@@ -260,6 +265,9 @@ def set_routes(routes: list[Route]) -> list[Route]:
     # Loggers being rebuilt right now may still render a few lines for the old routes (and
     # the async worker renders records queued before the change): those lines still go to
     # the old sink, which is why the replaced routes are kept around for a while.
+    now = time.monotonic()
+    for route in replaced:
+        route.retired_at = now
     _retired[:] = (_retired + replaced)[-16:]
     return old
 
@@ -353,6 +361,11 @@ class Flusher:
                 first = batch.lines[0]
             except IndexError:
                 seen.pop(batch, None)
+                retired = batch.route.retired_at
+                if retired is not None and now - retired > RETIRED_BATCH_AGE:
+                    # An empty batch of a route replaced long ago: no emitter writes there
+                    # any more (loggers were rebuilt), so stop looking at it.
+                    _registry.discard(batch)
                 continue
             if not batch.thread.is_alive():
                 flush_batch(batch)

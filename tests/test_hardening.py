@@ -253,3 +253,19 @@ def test_a_disk_filling_mid_write_keeps_lines_whole_and_counts_exactly(tmp_path:
     parsed = [json.loads(line) for line in lines if line.startswith('{"') and line.endswith("}")]
     assert len(parsed) >= written + 2  # whole records, the loss notice, and the last line
     assert sum("kakashi lost" in r["message"] for r in parsed) == 1
+
+
+def test_batches_of_replaced_sinks_leave_the_registry(tmp_path: Path) -> None:
+    from kakashi import _engine
+
+    log = kakashi.get_logger("many")
+    for i in range(30):
+        kakashi.configure(sink=tmp_path / f"{i}.log")
+        log.info("x", i=i)
+    kakashi.flush()
+    before = len(_engine._registry)
+    _engine.Flusher().tick(time.monotonic() + _engine.RETIRED_BATCH_AGE + 1)
+    assert before >= 30 and len(_engine._registry) <= 2
+    log.info("still logged")
+    kakashi.flush()
+    assert read_lines(tmp_path / "29.log")[-1].endswith("still logged")
