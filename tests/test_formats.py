@@ -235,3 +235,13 @@ def test_any_input_is_one_line_and_valid_json(message: str, key: str, value: Any
             assert body.endswith(" after=kept")
         else:
             assert body.endswith(" after=kept")
+
+
+def test_timestamps_are_utc_milliseconds_also_when_the_clock_steps_back() -> None:
+    from kakashi._render import format_timestamp
+
+    assert format_timestamp(0.0) == "1970-01-01T00:00:00.000Z"
+    assert format_timestamp(1.9999) == "1970-01-01T00:00:01.999Z"
+    assert format_timestamp(1_795_000_000.123456) == "2026-11-18T11:06:40.123Z"
+    assert format_timestamp(1_795_000_000.1239) == "2026-11-18T11:06:40.123Z"  # same ms: cached
+    assert format_timestamp(50.25) == "1970-01-01T00:00:50.250Z"  # backwards: recomputed
