@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,6 +45,22 @@ def read_lines(path: Path) -> list[str]:
     data = path.read_bytes().decode("utf-8")
     assert data == "" or data.endswith("\n"), f"torn last line: {data[-80:]!r}"
     return data.splitlines()
+
+
+def json_records(path: Path) -> list[dict[str, Any]]:
+    """Flush, then the file's lines parsed as JSON."""
+    kakashi.flush()
+    return [json.loads(line) for line in read_lines(path)]
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Put the stdlib root logger's handlers and level back after the test."""
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    yield
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
 
 
 def run_python(

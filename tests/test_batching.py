@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -58,8 +59,9 @@ def test_r2_thread_exit_writes_its_lines_without_flush(log_path: Path) -> None:
     assert [line.rsplit(" ", 1)[1] for line in read_lines(log_path)] == [f"i={i}" for i in range(5)]
 
 
-def test_r3_injected_clock_writes_after_the_interval(log_path: Path) -> None:
-    kakashi.configure(sink=log_path, batch_size=100, flush_interval=1000)  # the real flusher stays idle
+def blocked_thread_with_three_lines() -> Callable[[], None]:
+    """A thread that logs three lines and then waits (never logs again, never ends).
+    Returns the function that lets it finish."""
     log = kakashi.get_logger("r3")
     logged, release = threading.Event(), threading.Event()
 
@@ -69,9 +71,20 @@ def test_r3_injected_clock_writes_after_the_interval(log_path: Path) -> None:
         logged.set()
         release.wait(30)
 
-    t = threading.Thread(target=work)
-    t.start()
+    thread = threading.Thread(target=work)
+    thread.start()
     assert logged.wait(10)
+
+    def finish() -> None:
+        release.set()
+        thread.join(10)
+
+    return finish
+
+
+def test_r3_injected_clock_writes_after_the_interval(log_path: Path) -> None:
+    kakashi.configure(sink=log_path, batch_size=100, flush_interval=1000)  # the real flusher stays idle
+    release = blocked_thread_with_three_lines()
     flusher = _engine.Flusher()
     flusher.interval = 1.0
     try:
@@ -82,32 +95,19 @@ def test_r3_injected_clock_writes_after_the_interval(log_path: Path) -> None:
         flusher.tick(100.5)  # waited interval/2 since first seen (first seen <= interval/4 after logging)
         assert len(read_lines(log_path)) == 3
     finally:
-        release.set()
-        t.join(10)
+        release()
 
 
 def test_r3_real_time_flusher_writes_a_blocked_threads_lines(log_path: Path) -> None:
     kakashi.configure(sink=log_path, batch_size=100, flush_interval=0.2)
-    log = kakashi.get_logger("r3")
-    logged, release = threading.Event(), threading.Event()
-
-    def work() -> None:
-        for i in range(3):
-            log.info("waiting", i=i)
-        logged.set()
-        release.wait(30)
-
-    t = threading.Thread(target=work)
-    t.start()
-    assert logged.wait(10)
+    release = blocked_thread_with_three_lines()
     start = time.monotonic()
     try:
         while len(read_lines(log_path)) < 3 and time.monotonic() - start < 5:
             time.sleep(0.01)
         assert len(read_lines(log_path)) == 3  # typically within 0.2 s; 5 s is the test's patience
     finally:
-        release.set()
-        t.join(10)
+        release()
 
 
 def test_r8_error_returns_after_its_line_and_earlier_lines_are_written() -> None:

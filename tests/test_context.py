@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import json
 import threading
 from pathlib import Path
 
@@ -12,17 +11,9 @@ import pytest
 
 import kakashi
 
-from conftest import read_lines
+from conftest import json_records, read_lines
 
-
-@pytest.fixture(autouse=True)
-def empty_context() -> None:
-    kakashi.clear_context()
-
-
-def records(path: Path) -> list[dict[str, object]]:
-    kakashi.flush()
-    return [json.loads(line) for line in read_lines(path)]
+records = json_records
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])

@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import logging.config
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import kakashi
 
-from conftest import read_lines, run_python
+from conftest import json_records, read_lines, run_python
 
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    saved = (list(root.handlers), root.level)
-    yield
-    root.handlers[:] = saved[0]
-    root.setLevel(saved[1])
-
-
-def records(path: Path) -> list[dict[str, object]]:
-    kakashi.flush()
-    return [json.loads(line) for line in read_lines(path)]
+pytestmark = pytest.mark.usefixtures("restore_logging")
+records = json_records
 
 
 def test_capture_stdlib_routes_records_with_extra_fields_and_args(log_path: Path) -> None:

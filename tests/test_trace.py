@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 import kakashi
 
-from conftest import read_lines, run_python
+from conftest import json_records, read_lines, run_python
 
 trace = pytest.importorskip("opentelemetry.trace")
 sdk_trace = pytest.importorskip("opentelemetry.sdk.trace")
@@ -18,9 +17,7 @@ _provider = sdk_trace.TracerProvider()
 tracer = _provider.get_tracer("tests")
 
 
-def records(path: Path) -> list[dict[str, object]]:
-    kakashi.flush()
-    return [json.loads(line) for line in read_lines(path)]
+records = json_records
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])

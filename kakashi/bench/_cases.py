@@ -207,6 +207,21 @@ def kakashi_queue_figures(out: str) -> dict[str, float]:
     return figures
 
 
+def stdlib_access_logger(out: str, id_filter: Any, id_attribute: str) -> Any:
+    """A stdlib logger writing access lines with the request id a peer library's filter
+    adds to each record."""
+    import logging
+
+    handler = logging.FileHandler(out)
+    handler.addFilter(id_filter)
+    handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s %(name)s [%({id_attribute})s] %(message)s"))
+    access = logging.getLogger("access")
+    access.handlers[:] = [handler]
+    access.setLevel(logging.INFO)
+    access.propagate = False
+    return access
+
+
 def run_middleware(lib: str, n: int, out: str) -> dict[str, Any]:
     """Per-request cost of a Starlette app driven by direct ASGI calls (no sockets): bare,
     with kakashi's middleware, or with asgi-correlation-id plus a stdlib access-log
@@ -232,13 +247,7 @@ def run_middleware(lib: str, n: int, out: str) -> dict[str, Any]:
     elif lib == "correlation-id+stdlib":
         from asgi_correlation_id import CorrelationIdFilter, CorrelationIdMiddleware
 
-        handler = logging.FileHandler(out)
-        handler.addFilter(CorrelationIdFilter())
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(correlation_id)s] %(message)s"))
-        access = logging.getLogger("access")
-        access.handlers[:] = [handler]
-        access.setLevel(logging.INFO)
-        access.propagate = False
+        access = stdlib_access_logger(out, CorrelationIdFilter(), "correlation_id")
 
         class AccessLog:  # a pure ASGI access-log middleware on stdlib logging
             def __init__(self, app: Any) -> None:
@@ -334,13 +343,7 @@ def run_flask(lib: str, n: int, out: str) -> dict[str, Any]:
         except ImportError:
             raise SystemExit("flask-log-request-id needs flask._app_ctx_stack (Flask < 2.3)") from None
         RequestID(app)
-        handler = logging.FileHandler(out)
-        handler.addFilter(RequestIDLogFilter())
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
-        access = logging.getLogger("access")
-        access.handlers[:] = [handler]
-        access.setLevel(logging.INFO)
-        access.propagate = False
+        access = stdlib_access_logger(out, RequestIDLogFilter(), "request_id")
 
         @app.after_request
         def access_log(response: Any) -> Any:

@@ -19,7 +19,7 @@ import pytest
 flask = pytest.importorskip("flask")
 httpx = pytest.importorskip("httpx")
 
-from servers import free_port, wait_until_up  # noqa: E402
+from helpers import access, free_port, records, wait_until_up  # noqa: E402, F401
 
 import kakashi  # noqa: E402
 from flask import Flask, Response, abort, jsonify, stream_with_context  # noqa: E402
@@ -31,13 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 log = kakashi.get_logger("app")
 
 
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    saved = (list(root.handlers), root.level)
-    yield
-    root.handlers[:] = saved[0]
-    root.setLevel(saved[1])
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def make_app(**config: Any) -> Flask:
@@ -73,21 +67,6 @@ def make_app(**config: Any) -> Flask:
         return "ok"
 
     return app
-
-
-@pytest.fixture
-def records(log_path: Path) -> Iterator[Any]:
-    kakashi.configure(sink=log_path, format="json", level="DEBUG")
-
-    def read() -> list[dict[str, Any]]:
-        kakashi.flush()
-        return [json.loads(line) for line in read_lines(log_path)]
-
-    yield read
-
-
-def access(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in recs if r["logger"] == "kakashi.access"]
 
 
 def test_access_line_request_id_and_context(records: Any) -> None:

@@ -10,7 +10,6 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import pytest
 starlette = pytest.importorskip("starlette")
 httpx = pytest.importorskip("httpx")
 
-from servers import free_port, wait_until_up  # noqa: E402
+from helpers import access, call_asgi, free_port, records, wait_until_up  # noqa: E402, F401
 from starlette.applications import Starlette  # noqa: E402
 from starlette.background import BackgroundTask  # noqa: E402
 from starlette.requests import Request  # noqa: E402
@@ -97,21 +96,6 @@ def make_app(debug: bool = False, **options: Any) -> Starlette:
     return app
 
 
-@pytest.fixture
-def records(log_path: Path) -> Iterator[Any]:
-    kakashi.configure(sink=log_path, format="json", level="DEBUG")
-
-    def read() -> list[dict[str, Any]]:
-        kakashi.flush()
-        return [json.loads(line) for line in read_lines(log_path)]
-
-    yield read
-
-
-def access(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in recs if r["logger"] == "kakashi.access"]
-
-
 def test_one_access_line_with_the_documented_fields(records: Any) -> None:
     with TestClient(make_app()) as client:
         response = client.get("/hello?x=1", headers={"User-Agent": "probe/1.0"})
@@ -183,32 +167,7 @@ def test_r21_request_id_rules(records: Any, incoming: str, kept: bool) -> None:
     [b"abc\r\nX-Injected: 1", b"\x1b[31mred", b"id\x00zero", b"\xff\xfe", "ünïcode".encode(), b"a\xe2\x80\xa8b"],
 )
 def test_r21_hostile_request_ids_in_raw_asgi(records: Any, hostile: bytes) -> None:
-    sent: list[dict[str, Any]] = []
-
-    async def run() -> None:
-        scope = {
-            "type": "http",
-            "method": "GET",
-            "path": "/hello",
-            "headers": [(b"x-request-id", hostile)],
-            "client": ("10.0.0.9", 1234),
-            "http_version": "1.1",
-            "query_string": b"",
-            "scheme": "http",
-            "server": ("test", 80),
-            "root_path": "",
-            "raw_path": b"/hello",
-        }
-
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": b"", "more_body": False}
-
-        async def send(message: dict[str, Any]) -> None:
-            sent.append(message)
-
-        await make_app()(scope, receive, send)
-
-    asyncio.run(run())
+    sent = call_asgi(make_app(), [(b"x-request-id", hostile)], "10.0.0.9")
     headers = dict(sent[0]["headers"])
     assert re.fullmatch(rb"[0-9a-f]{32}", headers[b"x-request-id"])
     line = access(records())[0]
@@ -300,33 +259,10 @@ def test_r24_headers_are_redacted_and_never_logged_raw(records: Any) -> None:
 
 
 def test_forwarded_for_is_believed_only_from_trusted_proxies(records: Any) -> None:
-    async def call(app: Any, peer: str, xff: bytes) -> None:
-        scope = {
-            "type": "http",
-            "method": "GET",
-            "path": "/hello",
-            "headers": [(b"x-forwarded-for", xff)],
-            "client": (peer, 1),
-            "http_version": "1.1",
-            "query_string": b"",
-            "scheme": "http",
-            "server": ("t", 80),
-            "root_path": "",
-            "raw_path": b"/hello",
-        }
-
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": b"", "more_body": False}
-
-        async def send(message: dict[str, Any]) -> None:
-            pass
-
-        await app(scope, receive, send)
-
     app = make_app(trusted_proxies=["10.0.0.0/8"])
-    asyncio.run(call(app, "10.1.1.1", b"203.0.113.7, 10.2.2.2"))  # trusted proxy chain
-    asyncio.run(call(app, "198.51.100.1", b"203.0.113.7"))  # not a proxy: spoofed header ignored
-    asyncio.run(call(app, "10.1.1.1", b"not-an-ip, 203.0.113.9"))
+    call_asgi(app, [(b"x-forwarded-for", b"203.0.113.7, 10.2.2.2")], "10.1.1.1")  # trusted proxy chain
+    call_asgi(app, [(b"x-forwarded-for", b"203.0.113.7")], "198.51.100.1")  # not a proxy: ignored
+    call_asgi(app, [(b"x-forwarded-for", b"not-an-ip, 203.0.113.9")], "10.1.1.1")
     assert [r["client"] for r in access(records())] == ["203.0.113.7", "198.51.100.1", "203.0.113.9"]
 
 
