@@ -21,7 +21,10 @@ import kakashi
 # A request id we accept from a client: 1 to 128 characters of A-Za-z0-9._:-
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 ACCESS_LOGGER = "kakashi.access"
-_random_bits = random.getrandbits
+random_bits = random.getrandbits
+# uuid4 layout: version nibble 4 (bits 76-79), variant 10 (bits 62-63); the rest random.
+UUID4_KEEP = ((1 << 128) - 1) & ~((0xF << 76) | (0x3 << 62))
+UUID4_SET = (0x4 << 76) | (0x2 << 62)
 _METHOD_NAMES = frozenset({"debug", "info", "warning", "error", "critical"})
 _EXCEPTION_MARK = "__kakashi_logged__"
 
@@ -41,9 +44,7 @@ def new_request_id() -> str:
     """A random UUID version 4, as 32 hex digits (the form of ``uuid.uuid4().hex``). Made
     from the ``random`` module (reseeded in every forked child): ids must be unique, not
     secret, and this costs a fraction of a system call."""
-    bits = _random_bits(128)
-    bits = (bits & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (0x8000 << 48)
-    return f"{bits:032x}"
+    return f"{random_bits(128) & UUID4_KEEP | UUID4_SET:032x}"
 
 
 def _valid_ip(text: str) -> str | None:
@@ -101,6 +102,11 @@ class Options:
             except ValueError as exc:
                 raise ValueError(f"invalid trusted proxy {proxy!r}: {exc}") from None
         object.__setattr__(self, "_networks", tuple(networks))
+
+    @property
+    def trusts_proxies(self) -> bool:
+        """Whether any ``X-Forwarded-For`` is believed (else the peer is the client)."""
+        return bool(self._networks)
 
     @property
     def header_key(self) -> str:

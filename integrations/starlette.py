@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from time import perf_counter_ns
 from typing import Any
 
 try:
@@ -18,7 +19,16 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 import kakashi
 
-from ._http import Options, access_fields, install_duplicate_filter, mark_logged, parse_request_id
+from ._http import (
+    UUID4_KEEP,
+    UUID4_SET,
+    Options,
+    access_fields,
+    install_duplicate_filter,
+    mark_logged,
+    parse_request_id,
+    random_bits,
+)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -47,8 +57,10 @@ class KakashiMiddleware:
         self.debug = debug
         self.access = kakashi.get_logger(self.options.logger)
         self.errors = kakashi.get_logger("kakashi.errors")
-        self._header_str = self.options.header_key
-        self._header = self._header_str.encode("latin-1")
+        self._header = self.options.header_key.encode("latin-1")
+        self._proxies = self.options.trusts_proxies
+        # Default levels and no extra headers: the access line takes the short path.
+        self.plain = self.options.status_levels is None and not self.options.headers
         self._wanted = frozenset(
             {self._header, b"user-agent", b"x-forwarded-for", *(h.encode("latin-1") for h in self.options.headers)}
         )
@@ -57,42 +69,40 @@ class KakashiMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind == "http":
-            await self._http(scope, receive, send)
-        elif kind == "websocket":
-            await self._websocket(scope, receive, send)
-        elif kind == "lifespan":
-            await self.app(scope, receive, _flush_before_shutdown_complete(send))
-        else:
+        if kind != "http":
+            if kind == "websocket":
+                await self._websocket(scope, receive, send)
+            elif kind == "lifespan":
+                await self.app(scope, receive, _flush_before_shutdown_complete(send))
+            else:
+                await self.app(scope, receive, send)
+            return
+        # http, written out here rather than in a method: this runs for every request.
+        try:
+            exchange = _Exchange(self, scope, send)
+            context = kakashi.context(**exchange.fields)
+        except Exception:  # noqa: BLE001 - R23: a request we cannot describe still runs
             await self.app(scope, receive, send)
-
-    # ------------------------------------------------------------ request facts
-
-    def _facts(self, scope: Scope) -> tuple[dict[str, str], dict[str, Any], bool]:
-        """(headers we read, context fields, whether the client's id was replaced)."""
-        wanted = self._wanted
-        headers: dict[str, str] = {}
-        for name, value in scope.get("headers") or ():
-            if name in wanted:
-                key = name.decode("latin-1")
-                if key not in headers:  # the first of repeated headers counts
-                    headers[key] = value.decode("latin-1")
-        request_id, replaced = parse_request_id(headers.get(self._header_str))
-        peer = scope.get("client")
-        client = self.options.client(peer[0] if peer else None, headers.get("x-forwarded-for"))
-        path = scope.get("path", "")
-        if self.options.log_query and scope.get("query_string"):
-            path = f"{path}?{scope['query_string'].decode('latin-1')}"
-        fields: dict[str, Any] = {"request_id": request_id, "method": scope.get("method", "GET"), "path": path}
-        if client is not None:
-            fields["client"] = client
-        if self.options.request_fields is not None:
-            try:
-                extra = self.options.request_fields(scope)
-                fields.update({key: value for key, value in extra.items() if isinstance(key, str)})
-            except Exception as exc:  # noqa: BLE001 - R23: never changes the response
-                self.errors.warning("request_fields failed", error=f"{type(exc).__name__}: {exc}")
-        return headers, fields, replaced
+            return
+        # (__enter__/__exit__ called directly: cheaper than a with statement, which calls
+        # them from C; the finally clause does what the with statement would.)
+        context.__enter__()
+        try:
+            await self.app(scope, receive, exchange.send)
+        except Exception as exc:
+            await self._failed(exc, exchange, send)
+            raise
+        finally:
+            if not exchange.logged:  # a response that never completed still gets its line
+                exchange.access_line()
+            try:  # noqa: SIM105 - cheaper than contextlib.suppress on every request
+                # Thread batches (the event loop's and the threadpool's) are written now;
+                # in async mode the records are with the worker already, and waiting for
+                # it here would block the event loop.
+                kakashi.flush(include_async=False)
+            except Exception:  # noqa: BLE001 - R23
+                pass
+            context.__exit__(None, None, None)
 
     def _debug(self, scope: Scope) -> bool:
         if self.debug is not None:
@@ -101,32 +111,21 @@ class KakashiMiddleware:
 
     # ------------------------------------------------------------ http
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _failed(self, exc: Exception, exchange: _Exchange, send: Send) -> None:
+        """The app raised: log it once, and answer 500 (with the request id) if no response
+        started. The caller re-raises ``exc`` unchanged."""
         try:
-            exchange = _Exchange(self, scope, send)
-        except Exception:  # noqa: BLE001 - R23: a request we cannot describe still runs
-            await self.app(scope, receive, send)
-            return
-        with kakashi.context(**exchange.fields):
-            try:
-                await self.app(scope, receive, exchange.send)
-            except Exception as exc:
-                try:
-                    self.errors.error("unhandled exception", exc_info=exc)
-                    mark_logged(exc)
-                except Exception:  # noqa: BLE001 - R23
-                    pass
-                if not exchange.started:
-                    exchange.status = 500
-                    if not self._debug(scope):
-                        # Starlette's own 500 goes out on the raw send, without our header:
-                        # answer it here (ServerErrorMiddleware then sees a started response).
-                        await _quietly_async(self._send_500(send, exchange.id_header))
-                        exchange.size = len(_INTERNAL_ERROR)
-                raise
-            finally:
-                exchange.access_line()  # once; also for a response that never completed
-                _flush_request()  # every line of this request reaches the sink now
+            self.errors.error("unhandled exception", exc_info=exc)
+            mark_logged(exc)
+        except Exception:  # noqa: BLE001 - R23
+            pass
+        if not exchange.started:
+            exchange.status = 500
+            if not self._debug(exchange.scope):
+                # Starlette's own 500 goes out on the raw send, without our header:
+                # answer it here (ServerErrorMiddleware then sees a started response).
+                await _quietly_async(self._send_500(send, exchange.id_header))
+                exchange.size = len(_INTERNAL_ERROR)
 
     async def _send_500(self, send: Send, id_header: tuple[bytes, bytes]) -> None:
         await send(
@@ -146,7 +145,7 @@ class KakashiMiddleware:
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            _, fields, _ = self._facts(scope)
+            fields = _Exchange(self, scope, send).fields
         except Exception:  # noqa: BLE001
             await self.app(scope, receive, send)
             return
@@ -177,7 +176,7 @@ class KakashiMiddleware:
             try:
                 await self.app(scope, receive_wrapper, send_wrapper)
             finally:
-                _quietly(_flush_request)
+                _quietly(lambda: kakashi.flush(include_async=False))
 
 
 class _Exchange:
@@ -194,34 +193,67 @@ class _Exchange:
         "scope",
         "size",
         "start",
-        "started",
         "status",
     )
 
     def __init__(self, mw: KakashiMiddleware, scope: Scope, send: Send) -> None:
-        self.start = time.perf_counter()
+        self.start = perf_counter_ns()
         self.mw, self.scope, self.raw_send = mw, scope, send
-        self.headers, self.fields, self.replaced = mw._facts(scope)
-        self.id_header = (mw._header, self.fields["request_id"].encode("latin-1"))
-        self.status = self.size = 0
-        self.started = False
-        self.logged = scope.get("path") in mw.options.skip_paths  # type: ignore[operator]
+        wanted = mw._wanted
+        headers: dict[bytes, bytes] = {}
+        for name, value in scope.get("headers") or ():
+            if name in wanted and name not in headers:  # the first of repeated headers counts
+                headers[name] = value
+        incoming = headers.get(mw._header)
+        if incoming is None:  # new_request_id(), inline: this runs for most requests
+            request_id, self.replaced = f"{random_bits(128) & UUID4_KEEP | UUID4_SET:032x}", False
+        else:
+            request_id, self.replaced = parse_request_id(incoming.decode("latin-1"))
+        peer = scope.get("client")
+        options = mw.options
+        if mw._proxies:
+            forwarded = headers.get(b"x-forwarded-for")
+            client = options.client(peer[0] if peer else None, forwarded.decode("latin-1") if forwarded else None)
+        else:
+            client = peer[0] if peer else None
+        path = scope.get("path", "")
+        if options.log_query and scope.get("query_string"):
+            path = f"{path}?{scope['query_string'].decode('latin-1')}"
+        fields: dict[str, Any] = {"request_id": request_id, "method": scope.get("method", "GET"), "path": path}
+        if client:
+            fields["client"] = client
+        if options.request_fields is not None:
+            try:
+                extra = options.request_fields(scope)
+                fields.update({key: value for key, value in extra.items() if isinstance(key, str)})
+            except Exception as exc:  # noqa: BLE001 - R23: never changes the response
+                mw.errors.warning("request_fields failed", error=f"{type(exc).__name__}: {exc}")
+        self.headers, self.fields = headers, fields
+        self.id_header = (mw._header, request_id.encode("latin-1"))
+        self.status = self.size = 0  # status 0: no response started yet
+        self.logged = scope.get("path") in options.skip_paths  # type: ignore[operator]
+
+    @property
+    def started(self) -> bool:
+        return self.status != 0
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
-        if kind == "http.response.start":
-            self.started = True
-            self.status = message["status"]
-            key = self.id_header[0]
-            headers = message.get("headers") or []
-            message["headers"] = [h for h in headers if h[0].lower() != key]
-            message["headers"].append(self.id_header)
-        elif kind == "http.response.body":
+        if kind == "http.response.body":
             self.size += len(message.get("body", b""))
             if not message.get("more_body", False):
                 await self.raw_send(message)
                 self.access_line()  # the response is complete (also when streamed)
                 return
+        elif kind == "http.response.start":
+            self.status = message["status"]
+            key = self.id_header[0]
+            headers = []
+            for header in message.get("headers") or ():  # (a loop: a comprehension is a call)
+                if header[0].lower() != key:
+                    headers.append(header)
+            headers.append(self.id_header)
+            message["headers"] = headers
         await self.raw_send(message)
 
     def access_line(self) -> None:
@@ -230,30 +262,38 @@ class _Exchange:
         self.logged = True
         try:
             mw, status, fields = self.mw, self.status, self.fields
-            write = mw.options.access_method(mw.access, status)
+            # Microseconds, as milliseconds: integer arithmetic is far cheaper than round().
+            duration = (perf_counter_ns() - self.start) // 1000 / 1000
+            agent = self.headers.get(b"user-agent")
+            user_agent = agent.decode("latin-1") if agent is not None else None
+            version = self.scope.get("http_version", "1.1")
             message = f"{fields['method']} {fields['path']} {status}"
-            duration = round((time.perf_counter() - self.start) * 1000, 3)
-            agent, version = self.headers.get("user-agent"), self.scope.get("http_version", "1.1")
-            if self.replaced or mw.options.headers:
-                extra = access_fields(
-                    status=status,
-                    duration_ms=duration,
-                    size=self.size,
-                    user_agent=agent,
-                    http_version=version,
-                    replaced_id=self.replaced,
-                )
-                extra.update(mw.options.header_fields(self.headers))
-                write(message, **extra)
-            else:  # the common case, without building a dict first
+            if mw.plain and not self.replaced:  # the common case, without building a dict first
+                access = mw.access
+                write = access.info if status < 400 else access.warning if status < 500 else access.error
                 write(
                     message,
                     status=status,
                     duration_ms=duration,
                     bytes=self.size,
-                    user_agent=agent,
+                    user_agent=user_agent,
                     http_version=version,
                 )
+                return
+            options = mw.options
+            extra = access_fields(
+                status=status,
+                duration_ms=duration,
+                size=self.size,
+                user_agent=user_agent,
+                http_version=version,
+                replaced_id=self.replaced,
+            )
+            if options.headers:
+                extra.update(
+                    options.header_fields({k.decode("latin-1"): v.decode("latin-1") for k, v in self.headers.items()})
+                )
+            options.access_method(mw.access, status)(message, **extra)
         except Exception:  # noqa: BLE001 - R23: logging trouble never changes the response
             pass
 
@@ -281,13 +321,4 @@ async def _quietly_async(action: Awaitable[None]) -> None:
     try:  # noqa: SIM105
         await action
     except Exception:  # noqa: BLE001
-        pass
-
-
-def _flush_request() -> None:
-    # Thread batches (the event loop's and the threadpool's) are written now; in async mode
-    # the records are already with the worker, and waiting for it would block the loop.
-    try:  # noqa: SIM105 - cheaper than contextlib.suppress on every request
-        kakashi.flush(include_async=False)
-    except Exception:  # noqa: BLE001 - R23
         pass

@@ -13,18 +13,26 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import Any
 
-from ._values import freeze
+from ._values import IMMUTABLE, freeze
 
 
 class Context:
-    """An immutable set of context fields, with per-format renderings cached on it."""
+    """An immutable set of context fields, with per-format renderings cached on it. Made
+    with :func:`new_context`."""
 
-    __slots__ = ("fields", "keys", "rendered")
+    __slots__ = ("fields", "rendered")
+    fields: dict[str, Any]
+    rendered: dict[str, str]  # format -> rendered fields (filled by emitters)
 
-    def __init__(self, fields: dict[str, Any]) -> None:
-        self.fields = fields
-        self.keys = frozenset(fields)
-        self.rendered: dict[str, str] = {}  # format -> rendered fields (filled by emitters)
+
+def new_context(fields: dict[str, Any]) -> Context:
+    """A Context holding ``fields`` (which the caller no longer changes)."""
+    ctx = _new(Context)
+    ctx.fields, ctx.rendered = fields, {}
+    return ctx
+
+
+_new = object.__new__
 
 
 _var: ContextVar[Context | None] = ContextVar("kakashi_context", default=None)
@@ -36,7 +44,7 @@ def bind_context(**fields: Any) -> None:
     """Add ``fields`` to the current context (values are captured now)."""
     old = _var.get()
     merged = {**old.fields, **freeze(fields, _LIMIT)} if old is not None else freeze(dict(fields), _LIMIT)
-    _var.set(Context(merged))
+    _var.set(new_context(merged))
 
 
 def unbind_context(*keys: str) -> None:
@@ -45,7 +53,7 @@ def unbind_context(*keys: str) -> None:
     if old is None:
         return
     kept = {k: v for k, v in old.fields.items() if k not in keys}
-    _var.set(Context(kept) if kept else None)
+    _var.set(new_context(kept) if kept else None)
 
 
 def clear_context() -> None:
@@ -71,8 +79,15 @@ class context:  # noqa: N801 - used like a function: ``with kakashi.context(...)
 
     def __enter__(self) -> None:
         old = _var.get()
-        fields = freeze(self._fields, _LIMIT)
-        self._token = _var.set(Context({**old.fields, **fields} if old is not None else fields))
+        fields = self._fields
+        for value in fields.values():  # freeze() only when a value could change later
+            if value.__class__ not in IMMUTABLE:
+                fields = freeze(fields, _LIMIT)
+                break
+        # (new_context, inline: one per request in the web adapters)
+        ctx = _new(Context)
+        ctx.fields, ctx.rendered = {**old.fields, **fields} if old is not None else fields, {}
+        self._token = _var.set(ctx)
 
     def __exit__(self, *exc: object) -> None:
         _var.reset(self._token)

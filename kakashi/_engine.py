@@ -138,12 +138,18 @@ def flush_batch(batch: Batch, wait: bool = True) -> None:
     lock = batch.lock
     if not (lock.acquire(False) or lock.acquire(timeout=LOCK_TIMEOUT)):
         return
-    _guard.active = True
+    guard = _guard
+    guard.active = True
     try:
-        _take_and_write(batch, wait)
+        lines = batch.lines
+        count = len(lines)
+        if count:
+            data = "".join(lines[:count])  # the owner may append meanwhile: take `count`
+            del lines[:count]
+            write_lines(batch.route, data, count, wait)
     finally:
-        _guard.active = False
-        batch.lock.release()
+        guard.active = False
+        lock.release()
 
 
 def _take_and_write(batch: Batch, wait: bool = True) -> None:
@@ -173,9 +179,29 @@ def write_lines(route: Route, data: str, count: int, wait: bool = True) -> None:
     many threads log. With ``wait=True`` the lines are written when this returns.
     """
     pending, sink = route.pending, route.sink
-    pending.append((data, count))
+    lock = sink.lock
+    if not pending and lock.acquire(False):
+        # The common case (nobody else is writing): no detour through the pending list,
+        # and, with no notices owed, the write itself is done here (_write_data, inline).
+        try:
+            if route.lost_unannounced or _dropped_inside[0]:
+                _write_data(route, data, count)
+            else:
+                try:
+                    sink.write(data)
+                    route.written += count  # under the sink lock
+                except Exception as exc:  # noqa: BLE001 - P5: never into the caller
+                    _write_failed(route, exc, count)
+            while pending:
+                _write_pending(route)
+        finally:
+            lock.release()
+        if not pending:
+            return
+        wait = False  # lines added by threads that did not wait: loop to write them
+    else:
+        pending.append((data, count))
     while True:
-        lock = sink.lock
         if not (lock.acquire(False) or (wait and lock.acquire(timeout=LOCK_TIMEOUT))):
             if wait:
                 report("lock", f"sink {sink.name!r} stayed locked for {LOCK_TIMEOUT}s; lines are waiting")
@@ -192,14 +218,19 @@ def write_lines(route: Route, data: str, count: int, wait: bool = True) -> None:
 
 def _write_pending(route: Route) -> None:
     """Write what ``route.pending`` holds now, in one call (the sink lock is held)."""
-    pending, sink = route.pending, route.sink
+    pending = route.pending
     parts: list[str] = []
     count = 0
     while pending:
         data, lines = pending.popleft()
         parts.append(data)
         count += lines
-    data = "".join(parts)
+    _write_data(route, "".join(parts), count)
+
+
+def _write_data(route: Route, data: str, count: int) -> None:
+    """Write ``count`` lines (and any notices owed) in one call (the sink lock is held)."""
+    sink = route.sink
     notices = 0
     lost = route.lost_unannounced
     if lost:
@@ -216,20 +247,27 @@ def _write_pending(route: Route) -> None:
             _dropped_inside[0] -= inside
         route.written += count  # under the sink lock
     except Exception as exc:  # noqa: BLE001 - P5: never into the caller
-        # A partial write (a disk filling up) wrote some whole lines: those count as written.
-        done = max(0, getattr(exc, "lines_written", 0) - notices)
-        if done or getattr(exc, "lines_written", 0) >= notices > 0:
-            route.lost_unannounced -= lost
-            if inside:
-                _dropped_inside[0] -= inside
-        route.written += done
-        route.lost_unannounced += count - done
-        counters.add(dropped=count - done, sink_errors=1)
-        report(
-            f"sink:{id(sink)}",
-            f"sink {sink.name!r} failed ({type(exc).__name__}: {exc}); {count - done} record"
-            f"{'s' * (count - done != 1)} dropped",
-        )
+        _write_failed(route, exc, count, notices, lost, inside)
+
+
+def _write_failed(route: Route, exc: Exception, count: int, notices: int = 0, lost: int = 0, inside: int = 0) -> None:
+    """Account for a failed write of ``count`` lines preceded by ``notices`` notices (which
+    announced ``lost`` and ``inside`` records): count and report what was lost."""
+    sink = route.sink
+    # A partial write (a disk filling up) wrote some whole lines: those count as written.
+    done = max(0, getattr(exc, "lines_written", 0) - notices)
+    if done or getattr(exc, "lines_written", 0) >= notices > 0:
+        route.lost_unannounced -= lost
+        if inside:
+            _dropped_inside[0] -= inside
+    route.written += done
+    route.lost_unannounced += count - done
+    counters.add(dropped=count - done, sink_errors=1)
+    report(
+        f"sink:{id(sink)}",
+        f"sink {sink.name!r} failed ({type(exc).__name__}: {exc}); {count - done} record"
+        f"{'s' * (count - done != 1)} dropped",
+    )
 
 
 # Records logged from inside a sink write that were dropped (async worker, stdlib bridge),
@@ -246,7 +284,8 @@ def drop_inside() -> None:
 def flush_all() -> None:
     """Write every thread's pending lines. Returns when they are written."""
     for batch in list(_registry):
-        flush_batch(batch)
+        if batch.lines:  # most threads have nothing pending: skip the call
+            flush_batch(batch)
 
 
 def pending() -> int:

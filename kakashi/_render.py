@@ -241,7 +241,15 @@ class _Spec:
                     continue
             if value.__class__ is str:
                 rendered = values.get(value)
-                value = _cached_str(self, value, limit) if rendered is None else rendered
+                if rendered is not None:
+                    value = rendered
+                elif len(value) > _VALUE_CACHE_MAX_LEN:
+                    value = self.str_value(value, limit)
+                else:  # (_cached_str, inline: a context brings a new request id each time)
+                    rendered = self.str_value(value, limit)
+                    if len(values) >= _VALUE_CACHE_LIMIT:
+                        values.clear()
+                    values[value] = value = rendered
             else:
                 value = self.value(value, limit)
             out = f"{out}{rendered_key}{value}"
@@ -266,14 +274,14 @@ def _emitter(
     bound_keys = frozenset(bound)
     render_message, describe = spec.message, spec.exception
     keys, key_slow, values, other, redacted = spec.keys, spec.key, spec.values, spec.value, spec.redacted
-    low, high = -_BIG_INT, _BIG_INT
+    name = spec.name
     ms_cell = _ms_cell
     context_now = current_context
     trace_key, span_key, quote = spec.key("trace_id"), spec.key("span_id"), spec.str_value
     # A full batch does not wait for a busy writer; ERROR+ and write-through (threshold 1) do.
     wait = threshold <= 1
-    # (message as passed, message as rendered) for the last call without %-args: most
-    # calls pass the same literal again, so the checks and escaping are done once.
+    # (message, message as rendered) for the last str message without %-args: most calls
+    # pass the same text again, so the checks and escaping are done once.
     last_msg: list[tuple[object, str]] = [(None, "")]
 
     def emit(msg: object, /, *args: Any, exc_info: object = None, **fields: Any) -> None:
@@ -281,15 +289,33 @@ def _emitter(
             now = clock()
             stamp = ms_cell[0]
             ts = stamp[2] if stamp[0] <= now < stamp[1] else _refresh_timestamp(now)[2]
-            cached = last_msg[0]
-            if cached[0] is msg and not args:
-                text = cached[1]
+            if msg.__class__ is str and not args:
+                cached = last_msg[0]
+                if cached[0] == msg:  # (str == str: no user code runs)
+                    text = cached[1]
+                elif len(msg) <= limit:
+                    text = render_message(msg, limit)
+                    last_msg[0] = (msg, text)
+                else:
+                    text = render_message(format_message(msg, args, limit), limit)
             else:
                 text = render_message(format_message(msg, args, limit), limit)
-                if not args and msg.__class__ is str:
-                    last_msg[0] = (msg, text)
             ctx = context_now()
-            extra = bound_text if ctx is None else _context_text(spec, ctx, limit, bound_keys, fields) + bound_text
+            if ctx is None:
+                extra = bound_text
+            else:
+                names = ctx.fields.keys()
+                if (fields and not names.isdisjoint(fields.keys())) or (
+                    bound_keys and not names.isdisjoint(bound_keys)
+                ):
+                    extra = _context_text(spec, ctx, limit, bound_keys, fields) + bound_text
+                else:  # the context's rendering, made by the first line logged in it
+                    rendered = ctx.rendered.get(name)
+                    if rendered is None:
+                        rendered = ctx.rendered[name] = spec.fields(ctx.fields, limit)
+                    extra = rendered
+                    if bound_text:
+                        extra += bound_text
             if trace is not None:
                 ids = trace()
                 if ids is not None:
@@ -305,12 +331,18 @@ def _emitter(
                         value = _cached_str(spec, value, limit) if rendered is None else rendered
                     elif cls is float and value - value == 0.0:  # finite (nan and inf give nan)
                         value = repr(value)
-                    elif cls is not int or not low < value < high:  # too long to print
+                    elif cls is not int:  # (an int is printed by the f-string below)
                         value = other(value, limit)
                     try:
                         extra = f"{extra}{keys[key]}{value}"
                     except KeyError:  # a new or a redacted name
-                        extra = f"{extra}{key_slow(key)}{redacted if is_redacted(key) else value}"
+                        if is_redacted(key):
+                            value = redacted
+                        elif cls is int:
+                            value = other(value, limit)
+                        extra = f"{extra}{key_slow(key)}{value}"
+                    except ValueError:  # an int too long to print: str() refuses it
+                        extra = f"{extra}{keys[key]}{other(value, limit)}"
             if exc_info:
                 extra += describe(exc_info, limit)
             line = f"{head_pre}{ts}{head}{text}{extra}{tail}"
@@ -328,15 +360,10 @@ def _emitter(
 
 
 def _context_text(spec: _Spec, ctx: Context, limit: int, bound_keys: frozenset[str], fields: dict[str, Any]) -> str:
-    """The context's fields, rendered once per format and cached on the (immutable) context;
-    without the keys that bound or call fields override."""
-    if (bound_keys and not ctx.keys.isdisjoint(bound_keys)) or (fields and not ctx.keys.isdisjoint(fields)):
-        shadowed = bound_keys | fields.keys()
-        return spec.fields({k: v for k, v in ctx.fields.items() if k not in shadowed}, limit)
-    text = ctx.rendered.get(spec.name)
-    if text is None:
-        text = ctx.rendered[spec.name] = spec.fields(ctx.fields, limit)
-    return text
+    """The context's fields without the keys that bound or call fields override (the
+    emitter renders an unshadowed context once per format and caches it on the context)."""
+    shadowed = bound_keys | fields.keys()
+    return spec.fields({k: v for k, v in ctx.fields.items() if k not in shadowed}, limit)
 
 
 # Rendered forms of short string values, per format: values repeat far more than they

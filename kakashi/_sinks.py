@@ -122,6 +122,9 @@ class FileSink(Sink):
         self._mode = mode
         self._fd: int | None = None
         self._torn = False
+        # Subclasses that watch the size (rotation) need every write to go through
+        # _write_bytes and _on_written; a plain file does not.
+        self._plain = type(self)._on_written is FileSink._on_written
         self._open()
 
     def _open(self) -> int:
@@ -133,18 +136,32 @@ class FileSink(Sink):
         return fd
 
     def write(self, data: str) -> None:
-        self._write_bytes(data.encode("utf-8", "backslashreplace"))
+        encoded = data.encode("utf-8", "backslashreplace")
+        fd = self._fd
+        if fd is not None and not self._torn and self._plain:
+            # The usual case, one complete write(2); anything else takes the careful path.
+            try:
+                written = os.write(fd, encoded)
+            except OSError:
+                written = 0  # nothing was written: the careful path tries again and reports
+            if written == len(encoded):
+                return
+            if written:
+                self._write_bytes(encoded, written)
+                return
+        self._write_bytes(encoded)
 
-    def _write_bytes(self, encoded: bytes | memoryview) -> None:
-        """Write whole lines. If the disk fills part-way, the error says how many whole
-        lines made it (``lines_written``) and the next write first ends the torn line, so
-        it is never glued to the next record."""
+    def _write_bytes(self, encoded: bytes | memoryview, written: int = 0) -> None:
+        """Write whole lines (the first ``written`` bytes of ``encoded`` are already out).
+        If the disk fills part-way, the error says how many whole lines made it
+        (``lines_written``) and the next write first ends the torn line, so it is never
+        glued to the next record."""
         fd = self._fd if self._fd is not None else self._open()
-        fix = b"\n" if self._torn else b""
+        fix = b"\n" if self._torn and not written else b""
         encoded = fix + bytes(encoded) if fix else encoded
-        written = 0
         try:
-            written = os.write(fd, encoded)
+            if not written:
+                written = os.write(fd, encoded)
             while written < len(encoded):  # only on a full disk or a signal
                 written += os.write(fd, memoryview(encoded)[written:])
         except OSError as exc:

@@ -144,21 +144,21 @@ class Frozen(str):
     __slots__ = ()
 
 
-_IMMUTABLE = frozenset({str, int, float, bool, type(None), bytes, complex, Frozen})
+IMMUTABLE = frozenset({str, int, float, bool, type(None), bytes, complex, Frozen})
 
 
 def freeze(fields: dict[str, Any], limit: int) -> dict[str, Any]:
     """``fields`` with every value that could change later replaced by its rendering now:
     containers as JSON (:class:`Frozen`), other objects as their ``str()``."""
     for value in fields.values():
-        if type(value) not in _IMMUTABLE:
+        if type(value) not in IMMUTABLE:
             break
     else:
         return fields
     frozen: dict[str, Any] = {}
     for key, value in fields.items():
         cls = type(value)
-        if cls in _IMMUTABLE:
+        if cls in IMMUTABLE:
             frozen[key] = value
         elif cls in (dict, list, tuple):
             frozen[key] = Frozen(dumps(value, limit))
@@ -175,6 +175,8 @@ def logfmt_str(text: str, limit: int = DEFAULT_MAX_LENGTH) -> str:
     (the quoted form is a JSON string literal, which is also valid logfmt)."""
     if len(text) > limit:
         text = truncate(text, limit)
+    if text.isalnum() and text.isascii():  # ids, names, numbers: bare, without the regex
+        return text
     if text and NEEDS_QUOTE.search(text) is None:
         return text
     return _json_quote(text)
@@ -206,7 +208,12 @@ c_encode_str: Callable[[str], str] = json.encoder.encode_basestring
 
 def json_str(text: str, limit: int = DEFAULT_MAX_LENGTH) -> str:
     """A string as a JSON string literal that is also safe on one physical line."""
-    return _json_quote(truncate(text, limit) if len(text) > limit else text)
+    if len(text) > limit:
+        text = truncate(text, limit)
+    if text.isascii():  # the usual case, inline (_json_quote): O(1) in CPython
+        out = c_encode_str(text)
+        return out.replace("\x7f", "\\u007f") if "\x7f" in out else out
+    return _json_quote(text)
 
 
 def _json_quote(text: str) -> str:
