@@ -170,13 +170,13 @@ class AsyncQueue:
             thread.join(max(0.0, deadline - time.monotonic()))
         if not thread.is_alive():
             # Records a producer queued after the worker's last look: write them here.
-            guard = _engine._guard
-            guard.active = True
+            ident = _engine.get_ident()
+            _engine.flushing.add(ident)
             try:
                 while self.queue and time.monotonic() < deadline:
                     self._write_batch()
             finally:
-                guard.active = False
+                _engine.flushing.discard(ident)
         left = sum(1 for item in self.queue if not isinstance(item, _Barrier))
         if left:
             self.queue.clear()
@@ -194,6 +194,7 @@ class AsyncQueue:
 
     def _run(self) -> None:
         queue, wake, wake_at = self.queue, self.wake, self.wake_at
+        ident = _engine.get_ident()
         while True:
             if not queue:
                 if self.stopping:
@@ -218,15 +219,14 @@ class AsyncQueue:
                             break
                         wake.clear()
                     wake_at[0] = _NEVER
-            guard = _engine._guard
-            guard.active = True  # what sinks and renders log now must not feed the queue
+            _engine.flushing.add(ident)  # what sinks and renders log now must not feed the queue
             try:
                 self._write_batch()
             except Exception as exc:  # noqa: BLE001 - the worker never dies
                 counters.add(internal_errors=1)
                 report("async", f"async worker error: {type(exc).__name__}: {exc}")
             finally:
-                guard.active = False
+                _engine.flushing.discard(ident)
             self.room.set()
 
     def _write_batch(self) -> None:
@@ -298,12 +298,12 @@ def make_async_emitter(render: Callable[..., None], level: int, limit: int) -> C
     queue, wake_at, size = aq.queue, aq.wake_at, aq.queue_size
     clock = time.time
     context_now = current_context
-    guard = _engine._guard
+    flushing, get_ident = _engine.flushing, _engine.get_ident
     wait_written = level >= ERROR
     trace = _render.span_ids
 
     def emit(msg: object, /, *args: Any, exc_info: object = None, **fields: Any) -> None:
-        if guard.active:
+        if flushing and get_ident() in flushing:
             # Logged from inside a kakashi write on this thread (the worker's sink, a value's
             # __str__ rendered by the worker): queueing it would feed the worker forever, and
             # waiting for it would wait for ourselves. Counted and announced instead.
