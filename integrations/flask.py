@@ -7,8 +7,8 @@ logged once, and a flush at request end.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Iterator
+from time import perf_counter_ns
 from typing import Any
 
 try:
@@ -18,9 +18,11 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 import kakashi
 
-from ._http import Options, access_fields, install_duplicate_filter, mark_logged, parse_request_id
+from ._http import Options, access_fields, install_duplicate_filter, mark_logged, new_request_id, parse_request_id
 
 _STATE = "_kakashi_request"  # per-request state on flask.g
+# (Hooks resolve the g proxy once with _get_current_object(): an attribute read through the
+# proxy costs about five times as much, and this runs three times per request.)
 
 # app.config keys (with their defaults) and the Options field each one sets.
 CONFIG = {
@@ -34,24 +36,106 @@ CONFIG = {
 
 
 class _State:
-    """Per-app state, in ``app.extensions["kakashi"]``."""
+    """Per-app state, in ``app.extensions["kakashi"]``. Its bound methods are the app's
+    request hooks, so a hook finds its app's options without looking up ``current_app``."""
 
     def __init__(self, options: Options) -> None:
         self.options = options
         self.access = kakashi.get_logger(options.logger)
         self.errors = kakashi.get_logger("kakashi.errors")
+        # The WSGI environ keys of the headers read: a dict lookup each, no Headers object.
+        self.id_key = _environ_key(options.request_id_header)
+        self.header_keys = tuple((name, _environ_key(name)) for name in options.headers)
+        self.skip_paths = options.skip_paths
+        # Default levels and no extra headers: the access line takes the short path.
+        self.plain = options.status_levels is None and not options.headers
+
+    def before_request(self) -> None:
+        try:
+            req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
+            environ = req.environ
+            options = self.options
+            incoming = environ.get(self.id_key)
+            if incoming is None:
+                request_id, replaced = new_request_id(), False
+            else:
+                request_id, replaced = parse_request_id(incoming)
+            peer = environ.get("REMOTE_ADDR")
+            if options.trusts_proxies:
+                client = options.client(peer, environ.get("HTTP_X_FORWARDED_FOR"))
+            else:
+                client = peer or None
+            path = req.path
+            if options.log_query and req.query_string:
+                path = f"{path}?{req.query_string.decode('latin-1')}"
+            fields: dict[str, Any] = {"request_id": request_id, "method": req.method, "path": path}
+            if client:
+                fields["client"] = client
+            state = _Request(self, environ, fields, replaced)
+            state.context.__enter__()
+            setattr(g._get_current_object(), _STATE, state)
+        except Exception:  # noqa: BLE001 - R23: logging trouble never changes the response
+            pass
+
+    def after_request(self, response: Response) -> Response:
+        # Only the header here; the line is written at teardown (or when a stream ends).
+        state: _Request | None = getattr(g._get_current_object(), _STATE, None)
+        if state is None:
+            return response
+        try:
+            response.headers[self.options.request_id_header] = state.fields["request_id"]
+            state.status = response.status_code
+            body = response.response
+            if isinstance(body, (list, tuple)):
+                state.size = sum(map(len, body))
+            elif response.content_length is not None:  # e.g. abort(): the size is known now
+                state.size = response.content_length
+            else:  # a generator: count while it streams, write the line when the server closes it
+                response.response = _Counted(body, state)
+                response.call_on_close(lambda: _streamed_line(state))
+        except Exception:  # noqa: BLE001 - R23
+            pass
+        return response
+
+    def teardown_request(self, exc: BaseException | None) -> None:
+        state: _Request | None = getattr(g._get_current_object(), _STATE, None)
+        if state is None:
+            return
+        try:
+            if exc is not None and state.status is None:
+                state.status, state.size = 500, 0
+            if state.size is not None or state.status is None:
+                _access_line(state)  # (a streamed response writes its line when the stream ends)
+        except Exception:  # noqa: BLE001 - R23
+            pass
+        try:
+            state.context.__exit__(None, None, None)
+            kakashi.flush(include_async=False)
+        except Exception:  # noqa: BLE001 - R23
+            pass
+
+    def on_exception(self, sender: Flask, exception: BaseException, **extra: Any) -> None:
+        try:
+            self.errors.error("unhandled exception", exc_info=exception)
+            mark_logged(exception)
+        except Exception:  # noqa: BLE001 - R23
+            pass
+
+
+def _environ_key(header: str) -> str:
+    """The WSGI environ key of a request header: ``X-Request-ID`` -> ``HTTP_X_REQUEST_ID``."""
+    return "HTTP_" + header.upper().replace("-", "_")
 
 
 class _Request:
     """What the extension keeps about the request in flight (on ``g``)."""
 
-    __slots__ = ("app", "context", "fields", "headers", "logged", "replaced", "size", "start", "status", "version")
+    __slots__ = ("app", "context", "environ", "fields", "logged", "replaced", "size", "start", "status")
 
-    def __init__(self, app: _State, fields: dict[str, Any], headers: dict[str, str], replaced: bool) -> None:
-        self.start = time.perf_counter()
+    def __init__(self, app: _State, environ: dict[str, Any], fields: dict[str, Any], replaced: bool) -> None:
+        self.start = perf_counter_ns()
         self.app = app  # kept: a streamed response ends outside the app context
-        self.fields, self.headers, self.replaced = fields, headers, replaced
-        self.version = request.environ.get("SERVER_PROTOCOL", "HTTP/1.1").removeprefix("HTTP/")
+        self.environ, self.fields, self.replaced = environ, fields, replaced
         self.context = kakashi.context(**fields)
         self.status: int | None = None
         self.size: int | None = None
@@ -76,112 +160,66 @@ class Kakashi:
             app.config.setdefault(key, default)
         app.config.setdefault("KAKASHI_CAPTURE_STDLIB", True)
         options = Options(**{name: app.config[key] for key, (name, _) in CONFIG.items()})
-        app.extensions["kakashi"] = _State(options)
+        state = app.extensions["kakashi"] = _State(options)
         if app.config["KAKASHI_CAPTURE_STDLIB"]:
             kakashi.capture_stdlib("INFO")
         # Flask logs unhandled errors again through app.logger (log_exception): the
         # extension owns that record, so Flask's copy is dropped.
         install_duplicate_filter(app.logger.name)
-        app.before_request(_before_request)
-        app.after_request(_after_request)
-        app.teardown_request(_teardown_request)
-        got_request_exception.connect(_on_exception, app, weak=False)
-
-
-def _state() -> _State:
-    from flask import current_app
-
-    return current_app.extensions["kakashi"]  # type: ignore[no-any-return]
-
-
-def _before_request() -> None:
-    try:
-        app_state = _state()
-        options = app_state.options
-        wanted = {options.header_key, "user-agent", "x-forwarded-for", *options.headers}
-        headers = {name: value for name in wanted if (value := request.headers.get(name)) is not None}
-        request_id, replaced = parse_request_id(headers.get(options.header_key))
-        client = options.client(request.remote_addr, headers.get("x-forwarded-for"))
-        path = request.path
-        if options.log_query and request.query_string:
-            path = f"{path}?{request.query_string.decode('latin-1')}"
-        fields: dict[str, Any] = {"request_id": request_id, "method": request.method, "path": path}
-        if client is not None:
-            fields["client"] = client
-        state = _Request(app_state, fields, headers, replaced)
-        state.context.__enter__()
-        setattr(g, _STATE, state)
-    except Exception:  # noqa: BLE001 - R23: logging trouble never changes the response
-        pass
-
-
-def _after_request(response: Response) -> Response:
-    # Only the header here; the line is written at teardown (or when a stream ends).
-    state: _Request | None = getattr(g, _STATE, None)
-    if state is None:
-        return response
-    try:
-        response.headers[state.app.options.request_id_header] = state.fields["request_id"]
-        state.status = response.status_code
-        body = response.response
-        if isinstance(body, (list, tuple)):
-            state.size = sum(len(chunk) for chunk in body)
-        elif response.content_length is not None:  # e.g. abort(): the size is known now
-            state.size = response.content_length
-        else:  # a generator: count while it streams, write the line when the server closes it
-            response.response = _Counted(body, state)
-            response.call_on_close(lambda: (_access_line(state), kakashi.flush(include_async=False)))
-    except Exception:  # noqa: BLE001 - R23
-        pass
-    return response
-
-
-def _on_exception(sender: Flask, exception: BaseException, **extra: Any) -> None:
-    try:
-        _state().errors.error("unhandled exception", exc_info=exception)
-        mark_logged(exception)
-    except Exception:  # noqa: BLE001 - R23
-        pass
-
-
-def _teardown_request(exc: BaseException | None) -> None:
-    state: _Request | None = getattr(g, _STATE, None)
-    if state is None:
-        return
-    try:
-        state.context.__exit__(None, None, None)
-        if exc is not None and state.status is None:
-            state.status, state.size = 500, 0
-        if state.size is not None or state.status is None:
-            _access_line(state)  # a streamed response writes its line when the stream ends
-        kakashi.flush(include_async=False)
-    except Exception:  # noqa: BLE001 - R23
-        pass
+        app.before_request(state.before_request)
+        app.after_request(state.after_request)
+        app.teardown_request(state.teardown_request)
+        got_request_exception.connect(state.on_exception, app, weak=False)
 
 
 def _access_line(state: _Request) -> None:
+    """The request's access line (written in the request's context)."""
     if state.logged:
         return
     state.logged = True
+    app = state.app
+    if state.fields["path"] in app.skip_paths:
+        return
+    status = state.status or 500
+    environ = state.environ
+    # Microseconds, as milliseconds: integer arithmetic is far cheaper than round().
+    duration = (perf_counter_ns() - state.start) // 1000 / 1000
+    user_agent = environ.get("HTTP_USER_AGENT")
+    version = environ.get("SERVER_PROTOCOL", "HTTP/1.1").removeprefix("HTTP/")
+    message = f"{state.fields['method']} {state.fields['path']} {status}"
+    if app.plain and not state.replaced:
+        access = app.access
+        write = access.info if status < 400 else access.warning if status < 500 else access.error
+        write(
+            message,
+            status=status,
+            duration_ms=duration,
+            bytes=state.size or 0,
+            user_agent=user_agent,
+            http_version=version,
+        )
+        return
+    options = app.options
+    extra = access_fields(
+        status=status,
+        duration_ms=duration,
+        size=state.size or 0,
+        user_agent=user_agent,
+        http_version=version,
+        replaced_id=state.replaced,
+    )
+    if app.header_keys:
+        extra.update(options.header_fields({name: environ[key] for name, key in app.header_keys if key in environ}))
+    options.access_method(app.access, status)(message, **extra)
+
+
+def _streamed_line(state: _Request) -> None:
+    """A streamed response is closed by the server: its line, in the request's fields again
+    (the request's own context ended at teardown), then a flush."""
     try:
-        options = state.app.options
-        if state.fields["path"] in options.skip_paths:
-            return
-        status = state.status or 500
-        fields = {
-            **state.fields,
-            **access_fields(
-                status=status,
-                duration_ms=(time.perf_counter() - state.start) * 1000,
-                size=state.size or 0,
-                user_agent=state.headers.get("user-agent"),
-                http_version=state.version,
-                replaced_id=state.replaced,
-            ),
-            **options.header_fields(state.headers),
-        }
-        message = f"{state.fields['method']} {state.fields['path']} {status}"
-        options.access_method(state.app.access, status)(message, **fields)
+        with kakashi.context(**state.fields):
+            _access_line(state)
+        kakashi.flush(include_async=False)
     except Exception:  # noqa: BLE001 - R23
         pass
 
