@@ -241,7 +241,7 @@ def run_middleware(lib: str, n: int, out: str) -> dict[str, Any]:
         import kakashi
         from kakashi.integrations.starlette import KakashiMiddleware
 
-        kakashi.configure(sink=out, format="json")
+        kakashi.configure(sink=out, format="text")
         app.add_middleware(KakashiMiddleware)
         lines_per_request = 1
     elif lib == "correlation-id+stdlib":
@@ -250,6 +250,8 @@ def run_middleware(lib: str, n: int, out: str) -> dict[str, Any]:
         access = stdlib_access_logger(out, CorrelationIdFilter(), "correlation_id")
 
         class AccessLog:  # a pure ASGI access-log middleware on stdlib logging
+            """The same facts as kakashi's access line, in uvicorn's access-log style."""
+
             def __init__(self, app: Any) -> None:
                 self.app = app
 
@@ -257,16 +259,27 @@ def run_middleware(lib: str, n: int, out: str) -> dict[str, Any]:
                 if scope["type"] != "http":
                     await self.app(scope, receive, send)
                     return
-                start, status = time.perf_counter(), [0]
+                start, response = time.perf_counter(), [0, 0]
 
                 async def wrapped(message: Any) -> None:
                     if message["type"] == "http.response.start":
-                        status[0] = message["status"]
+                        response[0] = message["status"]
+                    elif message["type"] == "http.response.body":
+                        response[1] += len(message.get("body", b""))
                     await send(message)
 
                 await self.app(scope, receive, wrapped)
+                agent = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"user-agent"), "-")
                 access.info(
-                    "%s %s %d %.3fms", scope["method"], scope["path"], status[0], (time.perf_counter() - start) * 1000
+                    '%s - "%s %s HTTP/%s" %d %d %.3fms "%s"',
+                    scope["client"][0],
+                    scope["method"],
+                    scope["path"],
+                    scope["http_version"],
+                    response[0],
+                    response[1],
+                    (time.perf_counter() - start) * 1000,
+                    agent,
                 )
 
         app.add_middleware(AccessLog)
@@ -331,23 +344,44 @@ def run_flask(lib: str, n: int, out: str) -> dict[str, Any]:
         import kakashi
         from kakashi.integrations.flask import Kakashi
 
-        kakashi.configure(sink=out, format="json")
+        kakashi.configure(sink=out, format="text")
         Kakashi(app)
     elif lib == "flask+log-request-id+stdlib":
+        import flask
+        from flask import g, request
+
+        if not hasattr(flask, "_app_ctx_stack"):
+            # flask-log-request-id reads the current app context from flask._app_ctx_stack,
+            # which Flask 2.3 removed; this stand-in gives it the same answer on Flask 3.
+            class AppContextStack:
+                @property
+                def top(self) -> Any:
+                    return flask.globals._cv_app.get(None)
+
+            flask._app_ctx_stack = AppContextStack()  # type: ignore[attr-defined]
         from flask_log_request_id import RequestID, RequestIDLogFilter
 
-        from flask import request
-
-        try:
-            from flask import _app_ctx_stack  # type: ignore[attr-defined]  # noqa: F401
-        except ImportError:
-            raise SystemExit("flask-log-request-id needs flask._app_ctx_stack (Flask < 2.3)") from None
         RequestID(app)
         access = stdlib_access_logger(out, RequestIDLogFilter(), "request_id")
 
+        @app.before_request
+        def start_timer() -> None:
+            g.access_start = time.perf_counter()
+
         @app.after_request
         def access_log(response: Any) -> Any:
-            access.info("%s %s %d", request.method, request.path, response.status_code)
+            # The same facts as kakashi's access line, in the style of werkzeug's access log.
+            access.info(
+                '%s - "%s %s %s" %d %s %.3fms "%s"',
+                request.remote_addr,
+                request.method,
+                request.path,
+                request.environ.get("SERVER_PROTOCOL"),
+                response.status_code,
+                response.content_length,
+                (time.perf_counter() - g.access_start) * 1000,
+                request.user_agent.string,
+            )
             return response
     else:
         lines_per_request = 0
