@@ -19,10 +19,10 @@ import pytest
 flask = pytest.importorskip("flask")
 httpx = pytest.importorskip("httpx")
 
+from flask import Flask, Response, abort, jsonify, stream_with_context  # noqa: E402
 from helpers import access, free_port, records, wait_until_up  # noqa: E402, F401
 
 import kakashi  # noqa: E402
-from flask import Flask, Response, abort, jsonify, stream_with_context  # noqa: E402
 from kakashi.integrations.flask import Kakashi  # noqa: E402
 
 from conftest import read_lines  # noqa: E402
