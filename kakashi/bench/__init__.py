@@ -31,10 +31,12 @@ CASES = {
     "memory": "tracemalloc, INFO",
     "middleware": "per request, Starlette",
     "flask": "per request, Flask",
+    "django": "per request, Django",
 }
 MIDDLEWARE_LIBS = ("bare", "kakashi", "correlation-id+stdlib")
 FLASK_LIBS = ("flask", "flask+kakashi", "flask+log-request-id+stdlib")
-DEFAULT_CASES = ("plain", "fields", "filtered", "threads4", "async", "memory", "middleware", "flask")
+DJANGO_LIBS = ("django", "django+kakashi", "django+structlog")
+DEFAULT_CASES = ("plain", "fields", "filtered", "threads4", "async", "memory", "middleware", "flask", "django")
 # Which libraries take part in which case (the async case compares queue-based loggers).
 ASYNC_LIBS = ("stdlib", "loguru", "kakashi-0.2.2")
 MODULE_OF = {
@@ -46,6 +48,9 @@ MODULE_OF = {
     "flask": "flask",
     "flask+kakashi": "flask",
     "flask+log-request-id+stdlib": "flask_log_request_id",
+    "django": "django",
+    "django+kakashi": "django",
+    "django+structlog": "django_structlog",
 }
 
 
@@ -106,6 +111,9 @@ def plan(libs: list[str], cases: list[str], old_python: str | None) -> list[tupl
         if case == "flask":
             runs += [(sys.executable, lib, case) for lib in FLASK_LIBS if available(lib) and available("flask")]
             continue
+        if case == "django":
+            runs += [(sys.executable, lib, case) for lib in DJANGO_LIBS if available(lib) and available("django")]
+            continue
         names = list(libs) + (["kakashi-0.2.2"] if old_python else [])
         for lib in names:
             if case == "async" and lib not in ASYNC_LIBS and lib != "kakashi":
@@ -144,6 +152,7 @@ def render_table(results: list[Result], cases: list[str]) -> str:
     # overhead of asgi-correlation-id + a stdlib access log.
     mw = {r.lib: r.median for r in results if r.case == "middleware" and r.ns}
     fl = {r.lib: r.median for r in results if r.case == "flask" and r.ns}
+    dj = {r.lib: r.median for r in results if r.case == "django" and r.ns}
     rows = [("case", "library", "ns/call", "calls/s", "vs stdlib", "lines lost")]
     for case in cases:
         for r in (r for r in results if r.case == case):
@@ -158,6 +167,9 @@ def render_table(results: list[Result], cases: list[str]) -> str:
             if case == "flask" and {"flask", "flask+log-request-id+stdlib"} <= fl.keys() and r.lib != "flask":
                 other = fl["flask+log-request-id+stdlib"] - fl["flask"]
                 ratio = f"+{med - fl['flask']:,.0f} ns = {(med - fl['flask']) / other:.2f}x of theirs"
+            if case == "django" and {"django", "django+structlog"} <= dj.keys() and r.lib != "django":
+                other = dj["django+structlog"] - dj["django"]
+                ratio = f"+{med - dj['django']:,.0f} ns = {(med - dj['django']) / other:.2f}x of theirs"
             lost = "0" if r.lost == 0 else f"LOST {r.lost:,}"
             rows.append((CASES[case], r.lib, f"{med:,.0f}", f"{1e9 / med:,.0f}", ratio, lost))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

@@ -401,6 +401,123 @@ def run_flask(lib: str, n: int, out: str) -> dict[str, Any]:
     return {"ns_per_call": elapsed / n, "expected": (n + WARMUP) * lines_per_request}
 
 
+def run_django(lib: str, n: int, out: str) -> dict[str, Any]:
+    """Per-request cost of a Django project driven by direct WSGI calls (no sockets; each
+    response iterated and closed, as a server does): bare, with kakashi's middleware, or with
+    django-structlog's RequestMiddleware set up as its documentation shows (structlog through
+    stdlib logging, a JSON file handler). kakashi writes one access line per request to
+    ``out``; django-structlog writes two (``request_started``, ``request_finished``)."""
+    import io
+    import logging
+    import types
+
+    from django.conf import settings
+    from django.http import HttpResponse
+    from django.urls import path
+
+    def items(request: Any) -> HttpResponse:
+        return HttpResponse("ok")
+
+    urls = types.ModuleType("bench_django_urls")
+    urls.urlpatterns = [path("items", items)]  # type: ignore[attr-defined]
+    sys.modules[urls.__name__] = urls
+    config: dict[str, Any] = {
+        "DEBUG": False,
+        "SECRET_KEY": "bench",
+        "ALLOWED_HOSTS": ["*"],
+        "ROOT_URLCONF": urls.__name__,
+        "INSTALLED_APPS": [],
+        "MIDDLEWARE": [],
+        "DATABASES": {},
+    }
+    lines_per_request = 1
+    if lib == "django+kakashi":
+        config["MIDDLEWARE"] = ["kakashi.integrations.django.KakashiMiddleware"]
+        config["KAKASHI"] = {"sink": out, "format": "json"}
+    elif lib == "django+structlog":
+        import structlog
+
+        config["INSTALLED_APPS"] = ["django_structlog"]
+        config["MIDDLEWARE"] = ["django_structlog.middlewares.RequestMiddleware"]
+        config["LOGGING"] = {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {
+                "json_formatter": {
+                    "()": structlog.stdlib.ProcessorFormatter,
+                    "processor": structlog.processors.JSONRenderer(),
+                }
+            },
+            "handlers": {
+                "json_file": {
+                    "class": "logging.handlers.WatchedFileHandler",
+                    "filename": out,
+                    "formatter": "json_formatter",
+                }
+            },
+            "loggers": {"django_structlog": {"handlers": ["json_file"], "level": "INFO"}},
+        }
+        structlog.configure(
+            processors=[
+                structlog.contextvars.merge_contextvars,
+                structlog.stdlib.filter_by_level,
+                structlog.processors.TimeStamper(fmt="iso"),
+                structlog.stdlib.add_logger_name,
+                structlog.stdlib.add_log_level,
+                structlog.stdlib.PositionalArgumentsFormatter(),
+                structlog.processors.StackInfoRenderer(),
+                structlog.processors.format_exc_info,
+                structlog.processors.UnicodeDecoder(),
+                structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+            ],
+            logger_factory=structlog.stdlib.LoggerFactory(),
+            wrapper_class=structlog.stdlib.BoundLogger,
+            cache_logger_on_first_use=True,
+        )
+        lines_per_request = 2
+    else:
+        lines_per_request = 0
+    settings.configure(**config)
+    from django.core.wsgi import get_wsgi_application
+
+    handler = get_wsgi_application()  # django.setup(), then the handler a WSGI server gets
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/items",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "test",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": "test",
+        "HTTP_USER_AGENT": "bench",
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+    }
+
+    def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
+        pass
+
+    def requests(count: int) -> None:
+        for _ in range(count):
+            result = handler({**environ, "wsgi.input": io.BytesIO(b"")}, start_response)
+            for _chunk in result:
+                pass
+            result.close()
+
+    requests(WARMUP)
+    start = time.perf_counter_ns()
+    requests(n)
+    if lib == "django+kakashi":
+        import kakashi
+
+        kakashi.flush()
+    elif lines_per_request:
+        logging.getLogger("django_structlog").handlers[0].flush()
+    elapsed = time.perf_counter_ns() - start
+    return {"ns_per_call": elapsed / n, "expected": (n + WARMUP) * lines_per_request}
+
+
 SETUPS = {
     "stdlib": setup_stdlib,
     "picologging": setup_picologging,
@@ -416,6 +533,8 @@ def run(lib: str, case: str, n: int, out: str) -> dict[str, Any]:
         return run_middleware(lib, n, out)
     if case == "flask":
         return run_flask(lib, n, out)
+    if case == "django":
+        return run_django(lib, n, out)
     s = SETUPS[lib](out, case)
     info, debug, info_fields = s.info, s.debug, s.info_fields
     for i in range(WARMUP):
