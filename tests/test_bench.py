@@ -37,7 +37,9 @@ def test_bench_runs_and_counts_lines(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "INFO to a file" in proc.stdout and "vs stdlib" in proc.stdout
-    results = json.loads(out.read_text())
+    saved = json.loads(out.read_text())
+    assert saved["heading"].startswith("kakashi benchmark: ")
+    results = saved["results"]
     assert {(r["lib"], r["case"]) for r in results} >= {
         ("kakashi", "plain"),
         ("stdlib", "plain"),
@@ -67,3 +69,43 @@ def test_bench_marks_a_hung_library(monkeypatch: pytest.MonkeyPatch) -> None:
     results = bench.measure([(sys.executable, "loguru", "plain")], 10, 3, 5)
     assert results[0].failure == "hung (killed after 5s)"
     assert "hung" in bench.render_table(results, ["plain"])
+
+
+def test_chart_from_saved_results_marks_lost_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("matplotlib")
+    saved = {
+        "heading": "kakashi benchmark: a test",
+        "results": [
+            {"lib": "stdlib", "case": "plain", "ns": [900.0], "lost": 0, "failure": "", "extra": {}},
+            {"lib": "kakashi", "case": "plain", "ns": [90.0], "lost": 0, "failure": "", "extra": {}},
+            {"lib": "loguru", "case": "plain", "ns": [], "lost": 0, "failure": "hung (killed after 5s)", "extra": {}},
+            {"lib": "kakashi-0.2.2", "case": "async", "ns": [50.0], "lost": 7, "failure": "", "extra": {}},
+        ],
+    }
+    source, chart = tmp_path / "saved.json", tmp_path / "chart.png"
+    source.write_text(json.dumps(saved))
+    proc = subprocess.run(
+        [sys.executable, "-m", "kakashi.bench", "--from-json", str(source), "--chart", str(chart)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "LOST 7" in proc.stdout and "hung (killed after 5s)" in proc.stdout
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    from kakashi.bench import _chart
+
+    texts: list[str] = []
+    import matplotlib.axes
+
+    real_text = matplotlib.axes.Axes.text
+
+    def record(self: object, x: float, y: float, s: str, *args: object, **kwargs: object) -> object:
+        texts.append(s)
+        return real_text(self, x, y, s, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "text", record)
+    results = [bench.Result(**r) for r in saved["results"]]
+    _chart.write_chart(results, ["plain", "async"], bench.CASES, str(tmp_path / "again.png"), "t")
+    assert "50  LOST 7 lines" in texts and "hung (killed after 5s)" in texts and "90" in texts

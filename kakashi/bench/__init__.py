@@ -195,6 +195,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds before a run is killed")
     parser.add_argument("--json", metavar="FILE", help="also write the raw results as JSON")
+    parser.add_argument(
+        "--chart", metavar="PNG", help="also draw the results, one panel per case (needs kakashi[chart])"
+    )
+    parser.add_argument(
+        "--from-json", metavar="FILE", help="show (and --chart) the results saved by --json instead of running"
+    )
     args = parser.parse_args(argv)
     cases = [c for c in args.cases.split(",") if c]
     unknown = [c for c in cases if c not in CASES]
@@ -203,21 +209,34 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats < 1 or args.n < 1:
         parser.error("-n and --repeats must be positive")
     libs = [lib for lib in args.libs.split(",") if lib]
-    runs = plan(libs, cases, args.old_python)
-    missing = [lib for lib in libs if not available(lib)]
-    print(
-        f"kakashi benchmark: {platform.python_implementation()} {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs, {platform.machine()}, n={args.n:,}, median of {args.repeats}",
-        flush=True,
-    )
-    if missing:
-        print(f"not installed, skipped: {', '.join(missing)} (pip install 'kakashi[bench]')", flush=True)
-    results = measure(runs, args.n, args.repeats, args.timeout)
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text())
+        heading = saved["heading"]
+        results = [Result(**r) for r in saved["results"]]
+        cases = [c for c in cases if any(r.case == c for r in results)]
+        print(heading)
+    else:
+        runs = plan(libs, cases, args.old_python)
+        missing = [lib for lib in libs if not available(lib)]
+        heading = (
+            f"kakashi benchmark: {platform.python_implementation()} {platform.python_version()}, "
+            f"{os.cpu_count()} CPUs, {platform.machine()}, n={args.n:,}, median of {args.repeats}"
+        )
+        print(heading, flush=True)
+        if missing:
+            print(f"not installed, skipped: {', '.join(missing)} (pip install 'kakashi[bench]')", flush=True)
+        results = measure(runs, args.n, args.repeats, args.timeout)
     print(render_table(results, cases))
     for r in results:
         for key, value in r.extra.items():
             print(f"{r.lib} {r.case}: {key} = {value:.4f}")
     if args.json:
-        Path(args.json).write_text(json.dumps([r.__dict__ for r in results], indent=1))
+        saved = {"heading": heading, "results": [r.__dict__ for r in results]}
+        Path(args.json).write_text(json.dumps(saved, indent=1))
+    if args.chart:
+        from ._chart import write_chart
+
+        write_chart(results, cases, CASES, args.chart, heading)
+        print(f"chart written to {args.chart}")
     lost_any = any(r.lost or r.failure for r in results if r.lib == "kakashi")
     return 1 if lost_any else 0
