@@ -229,7 +229,7 @@ def _apply(new: Config, routes: list[_engine.Route], close_replaced: bool = True
     """Install ``new`` and ``routes``; returns the routes replaced."""
     global _current, _exiting
     with _lock:
-        if not _engine.at_exit():
+        if not _engine.at_exit() and not _engine.in_multiprocessing_child():
             _exiting = False  # a new configuration batches again (see shutdown())
         for route in routes:
             route.announce = _announcer(route.format)
@@ -329,6 +329,7 @@ def exiting() -> bool:
 
 
 _engine.on_exit(_write_through)
+_engine.start_if_multiprocessing_child()
 
 
 def _after_fork_child() -> None:

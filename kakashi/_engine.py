@@ -559,7 +559,17 @@ class _Anchor:
 _MP_ANCHOR = _Anchor()
 
 
+_mp_child = False  # this process is a multiprocessing child: every record is written at once
+
+
+def in_multiprocessing_child() -> bool:
+    """Whether this process is a multiprocessing child (configure() keeps write-through)."""
+    return _mp_child
+
+
 def _register_mp_exit(_anchor: object) -> None:
+    global _mp_child
+    _mp_child = True
     util = sys.modules.get("multiprocessing.util")
     if util is not None:
         util.Finalize(None, _at_exit, exitpriority=-100)
@@ -578,4 +588,16 @@ def _watch_multiprocessing() -> None:
         util.register_after_fork(_MP_ANCHOR, _register_mp_exit)
 
 
-_watch_multiprocessing()  # children started by spawn import kakashi after multiprocessing
+def start_if_multiprocessing_child() -> None:
+    """Called once kakashi is imported (the exit hooks exist by then). A child started by
+    spawn or forkserver runs no after-fork hooks, and a child of any start method may
+    import kakashi only inside its target: in both cases it is a child already."""
+    process = sys.modules.get("multiprocessing.process")
+    if process is None or _mp_child:
+        return
+    current = process.current_process()
+    if getattr(current, "_inheriting", False) or process.parent_process() is not None:
+        _register_mp_exit(_MP_ANCHOR)
+
+
+_watch_multiprocessing()  # for children forked after this import

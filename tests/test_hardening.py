@@ -4,6 +4,8 @@ inside configure() or a slow sink, multiprocessing children, loops through sinks
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -136,6 +138,64 @@ def test_multiprocessing_children_and_a_terminated_pool_lose_nothing(tmp_path: P
     assert proc.returncode == 0, proc.stderr
     by_thread = seq_check(read_lines(path))
     assert by_thread == {n: list(range(5)) for n in (0, 1, 2, 3, 10, 11, 12, 13)}
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_children_of_every_start_method_write_through(tmp_path: Path, method: str) -> None:
+    # spawn and forkserver children run no after-fork hooks, and a spawned child runs the
+    # main module's configure() again: each child must still have written every record
+    # when it dies without any exit handling (SIGKILL; a pool's terminate() is SIGTERM).
+    path = tmp_path / "mp.log"
+    script = tmp_path / "children.py"
+    script.write_text(
+        f"""
+import multiprocessing as mp, os, signal
+import kakashi
+kakashi.configure(sink={str(path)!r}, batch_size=1000, flush_interval=60)
+log = kakashi.get_logger("mp")
+
+def task(n):
+    for i in range(5):
+        log.info("worker line", t=n, i=i)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if __name__ == "__main__":
+    mp.set_start_method({method!r})
+    children = [mp.Process(target=task, args=(n,)) for n in (10, 11)]
+    for child in children: child.start()
+    for child in children: child.join()
+"""
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=90)
+    assert proc.returncode == 0, proc.stderr
+    assert seq_check(read_lines(path)) == {10: list(range(5)), 11: list(range(5))}
+
+
+def test_a_child_that_imports_kakashi_only_in_its_target_writes_through(tmp_path: Path) -> None:
+    path = tmp_path / "late.log"
+    script = tmp_path / "late.py"
+    script.write_text(
+        f"""
+import multiprocessing as mp, os, signal
+
+def target():
+    import kakashi  # first import in this process: after multiprocessing started it
+    kakashi.configure(sink={str(path)!r}, batch_size=1000, flush_interval=60)
+    log = kakashi.get_logger("late")
+    for i in range(15):
+        log.info("line", t=1, i=i)
+    os.kill(os.getpid(), signal.SIGKILL)  # no exit handling at all
+
+if __name__ == "__main__":
+    mp.set_start_method("spawn")
+    p = mp.Process(target=target)
+    p.start()
+    p.join()
+"""
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=90)
+    assert proc.returncode == 0, proc.stderr
+    assert seq_check(read_lines(path)) == {1: list(range(15))}
 
 
 def test_async_sink_that_logs_does_not_loop_or_wait_for_itself() -> None:
