@@ -11,7 +11,9 @@ import errno
 import gzip
 import io
 import os
+import select
 import shutil
+import stat
 import sys
 import threading
 import time
@@ -19,6 +21,49 @@ from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from ._stats import report
+
+# A pipe keeps a write whole (never interleaved with another process's) only up to PIPE_BUF
+# bytes: to a pipe, a batch is written in pieces of whole lines no bigger than that.
+PIPE_BUF: int = getattr(select, "PIPE_BUF", 512)
+
+
+def is_pipe(fd: int) -> bool:
+    """Whether ``fd`` is a pipe or a socket (where writes of many processes interleave)."""
+    try:
+        mode = os.fstat(fd).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+def pipe_pieces(data: str, limit: int = PIPE_BUF, encoding: str = "utf-8") -> list[str]:
+    """``data`` (whole lines) cut at line ends into pieces of at most ``limit`` bytes once
+    encoded. A single line longer than ``limit`` is a piece of its own (no write can keep it
+    whole on a pipe)."""
+    pieces: list[str] = []
+    if data.isascii():  # a character is a byte: cut by position
+        start, end = 0, len(data)
+        while end - start > limit:
+            cut = data.rfind("\n", start, start + limit) + 1
+            if cut <= start:
+                cut = data.find("\n", start + limit) + 1 or end
+            pieces.append(data[start:cut])
+            start = cut
+        if start < end:
+            pieces.append(data[start:])
+        return pieces
+    current: list[str] = []
+    size = 0
+    for line in data.split("\n")[:-1]:
+        length = len(line.encode(encoding, "backslashreplace")) + 1
+        if current and size + length > limit:
+            pieces.append("".join(current))
+            current, size = [], 0
+        current.append(line + "\n")
+        size += length
+    if current:
+        pieces.append("".join(current))
+    return pieces
 
 
 @runtime_checkable
@@ -97,6 +142,24 @@ class StreamSink(Sink):
         stream = getattr(sys, self._attr) if self._attr else self._stream
         if stream is None:
             raise OSError(errno.EBADF, f"sys.{self._attr} is None")
+        if len(data) > PIPE_BUF // 4 and self._to_pipe(stream):
+            # Several processes (server workers) share this pipe: pieces of whole lines that
+            # each stay one write(2) no bigger than PIPE_BUF, so no line is ever torn.
+            encoding = getattr(stream, "encoding", None) or "utf-8"
+            for piece in pipe_pieces(data, PIPE_BUF, encoding):
+                self._write(stream, piece)
+            return
+        self._write(stream, data)
+
+    @staticmethod
+    def _to_pipe(stream: Any) -> bool:
+        try:
+            return is_pipe(stream.fileno())
+        except Exception:  # noqa: BLE001 - no fileno (StringIO, a test double): not a pipe
+            return False
+
+    @staticmethod
+    def _write(stream: Any, data: str) -> None:
         try:
             stream.write(data)
         except UnicodeEncodeError:
@@ -122,6 +185,7 @@ class FileSink(Sink):
         self._mode = mode
         self._fd: int | None = None
         self._torn = False
+        self._pipe = False
         # Subclasses that watch the size (rotation) need every write to go through
         # _write_bytes and _on_written; a plain file does not.
         self._plain = type(self)._on_written is FileSink._on_written
@@ -133,11 +197,15 @@ class FileSink(Sink):
         except OSError as exc:
             raise type(exc)(exc.errno, f"cannot open log file for appending: {exc.strerror}", self.path) from None
         self._fd = fd
+        self._pipe = is_pipe(fd)  # a FIFO, /dev/stdout on a pipe: written in PIPE_BUF pieces
         return fd
 
     def write(self, data: str) -> None:
         encoded = data.encode("utf-8", "backslashreplace")
         fd = self._fd
+        if fd is not None and self._pipe and len(encoded) > PIPE_BUF:
+            self._write_pieces(encoded)
+            return
         if fd is not None and not self._torn and self._plain:
             # The usual case, one complete write(2); anything else takes the careful path.
             try:
@@ -173,6 +241,22 @@ class FileSink(Sink):
         finally:
             self._on_written(written - len(fix) if written else 0)
         self._torn = False
+
+    def _write_pieces(self, encoded: bytes) -> None:
+        """To a pipe: whole lines in writes of at most PIPE_BUF bytes (each one atomic)."""
+        done = 0
+        start, end = 0, len(encoded)
+        while start < end:
+            cut = encoded.rfind(b"\n", start, start + PIPE_BUF) + 1
+            if cut <= start:  # one line longer than PIPE_BUF: alone
+                cut = encoded.find(b"\n", start + PIPE_BUF) + 1 or end
+            try:
+                self._write_bytes(memoryview(encoded)[start:cut])
+            except OSError as exc:
+                exc.lines_written = done + getattr(exc, "lines_written", 0)  # type: ignore[attr-defined]
+                raise
+            done += encoded.count(b"\n", start, cut)
+            start = cut
 
     def _on_written(self, size: int) -> None:
         """Hook for subclasses that track the file's size."""
