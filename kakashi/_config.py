@@ -282,7 +282,7 @@ def _configure_from_env() -> None:
     """Defaults for a program that never calls configure(). A bad variable is reported on
     stderr and ignored: a typo in the environment must not crash the service at its first
     log call."""
-    checks: dict[str, Callable[[str], object]] = {"level": parse_level, "format": _check_format, "sink": make_sink}
+    checks: dict[str, Callable[[str], object]] = {"level": parse_level, "format": _check_format, "sink": _env_sink}
     options: dict[str, object] = {}
     for var, key in ((ENV_LEVEL, "level"), (ENV_FORMAT, "format"), (ENV_SINK, "sink")):
         value = os.environ.get(var, "").strip()
@@ -293,6 +293,11 @@ def _configure_from_env() -> None:
         except (ValueError, TypeError, OSError) as exc:
             report(f"env:{var}", f"ignoring {var}={value!r}: {exc}")
     configure(**options)  # type: ignore[arg-type]
+
+
+def _env_sink(value: str) -> Sink:
+    # KAKASHI_SINK=STDOUT means the stream (a file of that name is almost never meant).
+    return make_sink(value.lower() if value.lower() in ("stdout", "stderr") else value)
 
 
 def add_listener(listener: Callable[[Config], None]) -> None:

@@ -32,6 +32,7 @@ from ._values import (
     name_caches,
     safe_str,
     sanitize_key,
+    truncate,
 )
 
 FORMATS = ("text", "json", "logfmt", "console")
@@ -423,7 +424,7 @@ def _console_exception(exc_info: object, limit: int) -> str:
     described = describe_exception(exc_info)
     if described is None:
         return ""
-    return "".join(f"\n    {escape_text(line)}" for line in described[2][: limit * 4].splitlines())
+    return "".join(f"\n    {escape_text(line)}" for line in truncate(described[2], limit * 4).splitlines())
 
 
 _SPECS = {

@@ -119,6 +119,19 @@ def test_environment_sets_defaults_without_configure(tmp_path: Path) -> None:
     assert json.loads(read_lines(path)[0])["message"] == "debug shows"
 
 
+def test_kakashi_sink_names_the_streams_in_any_case(tmp_path: Path) -> None:
+    proc = run_python(
+        """
+        import kakashi
+        kakashi.get_logger("env").info("to the stream")
+        """,
+        env={"KAKASHI_SINK": "STDOUT"},
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0 and proc.stdout.endswith(" INFO env: to the stream\n")
+    assert not (tmp_path / "STDOUT").exists()
+
+
 def test_no_environment_means_text_info_stderr() -> None:
     proc = run_python(
         """

@@ -33,6 +33,16 @@ def test_console_is_aligned_with_indented_tracebacks(log_path: Path) -> None:
     assert "\x1b[" not in log_path.read_text()  # a file is not a terminal: no colour
 
 
+def test_console_marks_a_cut_traceback_like_the_other_formats(log_path: Path) -> None:
+    kakashi.configure(sink=log_path, format="console", max_value_length=64)
+    try:
+        raise ValueError("x" * 1000)
+    except ValueError:
+        kakashi.get_logger("app").exception("failed")
+    lines = read_lines(log_path)
+    assert lines[-1].startswith("    ") and "...[truncated " in lines[-1] and lines[-1].endswith(" chars]")
+
+
 def test_console_colours_levels_on_a_terminal() -> None:
     code = textwrap.dedent(
         """
