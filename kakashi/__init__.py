@@ -7,8 +7,10 @@ from ._config import configure
 from ._context import bind_context, clear_context, context, get_context, unbind_context
 from ._levels import CRITICAL, DEBUG, ERROR, INFO, WARNING
 from ._logger import Logger, clear_logger_cache, get_async_logger, get_logger
+from ._otlp import OTLPSink
 from ._sinks import CallableSink, FileSink, RotatingFileSink, Sink, StreamSink
 from ._stdlib import StdlibHandler, capture_stdlib
+from ._syslog import SyslogSink
 from ._values import DEFAULT_REDACT, is_redacted
 
 __version__ = "0.3.0"
@@ -34,10 +36,12 @@ __all__ = [
     "LOG_LEVEL_INFO",
     "LOG_LEVEL_WARNING",
     "Logger",
+    "OTLPSink",
     "RotatingFileSink",
     "Sink",
     "StdlibHandler",
     "StreamSink",
+    "SyslogSink",
     "WARNING",
     "__version__",
     "bind_context",

@@ -192,10 +192,24 @@ def _make_route(spec: object, default_format: str) -> _engine.Route:
             )
         if "sink" not in spec:
             raise ValueError(f"sink {spec!r} has no 'sink' key")
-        fmt = _check_format(spec["format"]) if "format" in spec else default_format
+        fmt = _check_format(spec["format"]) if "format" in spec else None
         level = parse_level(spec["level"]) if spec.get("level") is not None else None
-        return _route(make_sink(spec["sink"]), fmt, level)
-    return _route(make_sink(spec), default_format, None)
+        sink = make_sink(spec["sink"])
+        return _route(sink, _sink_format(sink, fmt, default_format), level)
+    sink = make_sink(spec)
+    return _route(sink, _sink_format(sink, None, default_format), None)
+
+
+def _sink_format(sink: Sink, given: str | None, default_format: str) -> str:
+    """The format for ``sink``: a sink that parses its lines (syslog, OpenTelemetry) sets
+    ``required_format`` and gets it whatever the default; naming another one is an error."""
+    required = getattr(sink, "required_format", None)
+    if required is None:
+        return given or default_format
+    if given is not None and given != required:
+        _close_quietly(sink)
+        raise ValueError(f"sink {sink!r} needs format {required!r}, got {given!r}")
+    return str(required)
 
 
 def _route(sink: Sink, fmt: str, level: int | None) -> _engine.Route:

@@ -66,6 +66,12 @@ def pipe_pieces(data: str, limit: int = PIPE_BUF, encoding: str = "utf-8") -> li
     return pieces
 
 
+def program_name() -> str:
+    """The running program's name (``sys.argv[0]``'s base name), for remote sinks."""
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    return os.path.basename(argv0) or "python"
+
+
 @runtime_checkable
 class SupportsWrite(Protocol):
     def write(self, data: str, /) -> Any: ...
