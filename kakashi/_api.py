@@ -31,7 +31,10 @@ def stats() -> dict[str, Any]:
     ``records`` accepted, ``written`` to the sink, ``dropped`` (sink failures, a full async
     queue under a drop policy, internal errors), ``pending`` (in thread batches and the async
     queue now), ``queue_depth`` (the async queue alone), ``sink_errors`` and
-    ``internal_errors`` (failed write calls / failed records).
+    ``internal_errors`` (failed write calls / failed records). With a sink that delivers
+    later, in its own thread (:class:`OTLPSink`), ``delivery`` maps its name to its own
+    counters (``sink.stats()``: what the receiver accepted, what failed); for the others,
+    ``written`` is delivered.
     """
     depth = async_queue.depth()
     pending = _engine.pending() + depth
@@ -39,7 +42,7 @@ def stats() -> dict[str, Any]:
     with counters.lock:
         dropped = counters.dropped
         sink_errors, internal_errors = counters.sink_errors, counters.internal_errors
-    return {
+    result: dict[str, Any] = {
         "records": written + dropped + pending,
         "written": written,
         "dropped": dropped,
@@ -48,6 +51,14 @@ def stats() -> dict[str, Any]:
         "sink_errors": sink_errors,
         "internal_errors": internal_errors,
     }
+    delivery = {}
+    for route in _engine.routes():
+        counters_of = getattr(route.sink, "stats", None)
+        if callable(counters_of):
+            delivery[route.sink.name] = counters_of()
+    if delivery:
+        result["delivery"] = delivery
+    return result
 
 
 def shutdown_async_logging() -> None:

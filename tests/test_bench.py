@@ -109,3 +109,20 @@ def test_chart_from_saved_results_marks_lost_lines(tmp_path: Path, monkeypatch: 
     results = [bench.Result(**r) for r in saved["results"]]
     _chart.write_chart(results, ["plain", "async"], bench.CASES, str(tmp_path / "again.png"), "t")
     assert "50  LOST 7 lines" in texts and "hung (killed after 5s)" in texts and "90" in texts
+
+
+@pytest.mark.timeout(180)
+def test_remote_sinks_case_counts_delivery_at_the_receiver(tmp_path: Path) -> None:
+    out = tmp_path / "remote.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "kakashi.bench", "--cases", "remote", "-n", "500", "--repeats", "1", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=170,
+    )
+    assert proc.returncode == 0, proc.stderr
+    results = {r["lib"]: r for r in json.loads(out.read_text())["results"]}
+    assert {"file", "syslog-udp", "syslog-tcp"} <= results.keys()
+    # TCP and the file lose nothing; the receiver's own count says so (UDP may lose, and says).
+    assert all(results[lib]["lost"] == 0 and not results[lib]["failure"] for lib in ("file", "syslog-tcp"))
+    assert "x of the file sink" in proc.stdout

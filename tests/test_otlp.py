@@ -167,6 +167,7 @@ def test_receiver_down_then_up_delivers_or_counts_each_record_never_both() -> No
     sink.flush(10)  # the exports fail (connection refused, retried within `timeout`)
     down = sink.stats()
     assert down["failed"] > 0 and down["exported"] == 0
+    assert kakashi.stats()["delivery"] == {sink.name: down}  # the failures, in kakashi.stats() too
     server = Receiver(port)
     try:
         for i in range(400, 800):

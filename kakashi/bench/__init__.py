@@ -32,11 +32,24 @@ CASES = {
     "middleware": "per request, Starlette",
     "flask": "per request, Flask",
     "django": "per request, Django",
+    "remote": "async, remote sinks",
 }
 MIDDLEWARE_LIBS = ("bare", "kakashi", "correlation-id+stdlib")
 FLASK_LIBS = ("flask", "flask+kakashi", "flask+log-request-id+stdlib")
 DJANGO_LIBS = ("django", "django+kakashi", "django+structlog")
-DEFAULT_CASES = ("plain", "fields", "filtered", "threads4", "async", "memory", "middleware", "flask", "django")
+REMOTE_LIBS = ("file", "syslog-udp", "syslog-tcp", "otlp")  # kakashi's sinks, async mode
+DEFAULT_CASES = (
+    "plain",
+    "fields",
+    "filtered",
+    "threads4",
+    "async",
+    "memory",
+    "middleware",
+    "flask",
+    "django",
+    "remote",
+)
 # Which libraries take part in which case (the async case compares queue-based loggers).
 ASYNC_LIBS = ("stdlib", "loguru", "kakashi-0.2.2")
 MODULE_OF = {
@@ -51,6 +64,7 @@ MODULE_OF = {
     "django": "django",
     "django+kakashi": "django",
     "django+structlog": "django_structlog",
+    "otlp": "opentelemetry.exporter.otlp.proto.http",
 }
 
 
@@ -114,6 +128,9 @@ def plan(libs: list[str], cases: list[str], old_python: str | None) -> list[tupl
         if case == "django":
             runs += [(sys.executable, lib, case) for lib in DJANGO_LIBS if available(lib) and available("django")]
             continue
+        if case == "remote":
+            runs += [(sys.executable, lib, case) for lib in REMOTE_LIBS if available(lib)]
+            continue
         names = list(libs) + (["kakashi-0.2.2"] if old_python else [])
         for lib in names:
             if case == "async" and lib not in ASYNC_LIBS and lib != "kakashi":
@@ -153,6 +170,7 @@ def render_table(results: list[Result], cases: list[str]) -> str:
     mw = {r.lib: r.median for r in results if r.case == "middleware" and r.ns}
     fl = {r.lib: r.median for r in results if r.case == "flask" and r.ns}
     dj = {r.lib: r.median for r in results if r.case == "django" and r.ns}
+    remote = {r.lib: r.median for r in results if r.case == "remote" and r.ns}
     rows = [("case", "library", "ns/call", "calls/s", "vs stdlib", "lines lost")]
     for case in cases:
         for r in (r for r in results if r.case == case):
@@ -167,6 +185,8 @@ def render_table(results: list[Result], cases: list[str]) -> str:
             if case == "flask" and {"flask", "flask+log-request-id+stdlib"} <= fl.keys() and r.lib != "flask":
                 other = fl["flask+log-request-id+stdlib"] - fl["flask"]
                 ratio = f"+{med - fl['flask']:,.0f} ns = {(med - fl['flask']) / other:.2f}x of theirs"
+            if case == "remote" and "file" in remote:
+                ratio = f"{med / remote['file']:.2f}x of the file sink"
             if case == "django" and {"django", "django+structlog"} <= dj.keys() and r.lib != "django":
                 other = dj["django+structlog"] - dj["django"]
                 ratio = f"+{med - dj['django']:,.0f} ns = {(med - dj['django']) / other:.2f}x of theirs"

@@ -528,7 +528,128 @@ SETUPS = {
 }
 
 
+# A receiver in its own process: one line per record it received goes to the output file,
+# so the runner counts delivery at the receiver. argv: transport, port, output file.
+RECEIVER = r"""
+import socket, sys, threading
+transport, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+sink = open(out, "ab", buffering=1 << 20)
+lock = threading.Lock()
+
+def record(count):
+    with lock:
+        sink.write(b"r\n" * count)
+        sink.flush()
+
+if transport == "udp":
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    sock.bind(("127.0.0.1", port))
+    print("ready", flush=True)
+    while True:
+        sock.recv(65536)
+        record(1)
+elif transport == "tcp":
+    server = socket.create_server(("127.0.0.1", port))
+    print("ready", flush=True)
+    def serve(conn):
+        buf = b""
+        while True:
+            chunk = conn.recv(1 << 16)
+            if not chunk:
+                return
+            buf += chunk
+            count = 0
+            while True:  # octet-counted frames: "LEN SP MSG"
+                space = buf.find(b" ")
+                if space < 0:
+                    break
+                length = int(buf[:space])
+                if len(buf) < space + 1 + length:
+                    break
+                buf = buf[space + 1 + length:]
+                count += 1
+            record(count)
+    while True:
+        conn, _ = server.accept()
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+else:  # otlp: OTLP/HTTP protobuf
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            request = ExportLogsServiceRequest.FromString(body)
+            record(sum(len(s.log_records) for r in request.resource_logs for s in r.scope_logs))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        def log_message(self, *args):
+            pass
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    print("ready", flush=True)
+    server.serve_forever()
+"""
+
+
+def run_remote(lib: str, n: int, out: str) -> dict[str, Any]:
+    """The caller's cost per record in async mode with a sink that ships records off the
+    process (syslog over UDP or TCP, OTLP over HTTP), next to the file sink. Delivery is
+    counted at the receiver, a separate process that writes one line per record received."""
+    import socket
+    import subprocess
+
+    import kakashi
+
+    receiver = None
+    if lib == "file":
+        sink: Any = out
+    else:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        transport = {"syslog-udp": "udp", "syslog-tcp": "tcp", "otlp": "otlp"}[lib]
+        receiver = subprocess.Popen(
+            [sys.executable, "-c", RECEIVER, transport, str(port), out], stdout=subprocess.PIPE, text=True
+        )
+        assert receiver.stdout is not None and receiver.stdout.readline().strip() == "ready"
+        if lib == "otlp":
+            sink = kakashi.OTLPSink(f"http://127.0.0.1:{port}/v1/logs", max_queue_size=n + WARMUP, schedule_delay=0.2)
+        else:
+            sink = kakashi.SyslogSink(f"{transport}://127.0.0.1:{port}")
+    kakashi.configure(sinks=[sink], mode="async", queue_size=n + WARMUP)
+    log = kakashi.get_logger("bench")
+    try:
+        for _ in range(WARMUP):
+            log.info(MSG)
+        start = time.perf_counter_ns()
+        for _ in range(n):
+            log.info(MSG)
+        elapsed = time.perf_counter_ns() - start  # the caller's share only; delivery below
+        kakashi.flush(60)
+        if lib == "otlp":
+            sink.flush(60)
+        if receiver is not None:  # until the receiver has stopped receiving
+            last, deadline = -1, time.monotonic() + 60
+            while time.monotonic() < deadline:
+                time.sleep(0.3)
+                with open(out, "rb") as f:
+                    now = f.read().count(b"\n")
+                if now == last or now >= n + WARMUP:
+                    break
+                last = now
+        kakashi.shutdown()
+    finally:
+        if receiver is not None:
+            receiver.kill()
+            receiver.wait()
+    return {"ns_per_call": elapsed / n, "expected": n + WARMUP}
+
+
 def run(lib: str, case: str, n: int, out: str) -> dict[str, Any]:
+    if case == "remote":
+        return run_remote(lib, n, out)
     if case == "middleware":
         return run_middleware(lib, n, out)
     if case == "flask":
