@@ -126,3 +126,10 @@ def test_remote_sinks_case_counts_delivery_at_the_receiver(tmp_path: Path) -> No
     # TCP and the file lose nothing; the receiver's own count says so (UDP may lose, and says).
     assert all(results[lib]["lost"] == 0 and not results[lib]["failure"] for lib in ("file", "syslog-tcp"))
     assert "x of the file sink" in proc.stdout
+
+
+def test_a_peer_whose_parent_package_is_missing_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    # find_spec("a.b") raises when "a" is not installed: the runner must skip, not crash.
+    monkeypatch.setitem(bench.MODULE_OF, "otlp", "no_such_package_kakashi.exporter")
+    assert bench.available("otlp") is False
+    assert all(lib != "otlp" for _, lib, _ in bench.plan([], ["remote"], None))

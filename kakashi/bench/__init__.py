@@ -112,7 +112,12 @@ def run_once(python: str, lib: str, case: str, n: int, timeout: float) -> tuple[
 
 def available(lib: str) -> bool:
     module = MODULE_OF.get(lib)
-    return module is None or importlib.util.find_spec(module) is not None
+    if module is None:
+        return True
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a dotted name whose parent package is missing
+        return False
 
 
 def plan(libs: list[str], cases: list[str], old_python: str | None) -> list[tuple[str, str, str]]:
