@@ -6,6 +6,7 @@ it or raises; the engine calls it under ``sink.lock`` and handles the failure (P
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import errno
 import gzip
@@ -21,6 +22,25 @@ from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from ._stats import report
+
+
+def _json_escape_errors(error: UnicodeError) -> tuple[str, int]:
+    """A codec error handler: each character the encoding cannot hold as ``\\uXXXX`` (a
+    surrogate pair beyond the BMP), the escape JSON strings use."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    out = []
+    for char in error.object[error.start : error.end]:
+        code = ord(char)
+        if code > 0xFFFF:
+            code -= 0x10000
+            out.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
+        else:
+            out.append(f"\\u{code:04x}")
+    return "".join(out), error.end
+
+
+codecs.register_error("kakashi-json-escape", _json_escape_errors)
 
 # A pipe keeps a write whole (never interleaved with another process's) only up to PIPE_BUF
 # bytes: to a pipe, a batch is written in pieces of whole lines no bigger than that.
@@ -169,8 +189,11 @@ class StreamSink(Sink):
         try:
             stream.write(data)
         except UnicodeEncodeError:
+            # A stream that cannot hold the text (an ASCII or cp1252 console): what it cannot
+            # hold becomes \uXXXX escapes, which keep a JSON line valid JSON (Python's
+            # backslashreplace writes \xe9, which JSON refuses) and read well in text.
             encoding = getattr(stream, "encoding", None) or "utf-8"
-            stream.write(data.encode(encoding, "backslashreplace").decode(encoding))
+            stream.write(data.encode(encoding, "kakashi-json-escape").decode(encoding))
         flush = getattr(stream, "flush", None)
         if flush is not None:
             flush()

@@ -138,7 +138,20 @@ def test_stream_sink_survives_an_encoding_that_cannot_take_the_text(tmp_path: Pa
         kakashi.get_logger("enc").info("grüße")
         kakashi.flush()
         kakashi.configure()
-    assert read_lines(path)[0].endswith("INFO enc: gr\\xfc\\xdfe")
+    assert read_lines(path)[0].endswith("INFO enc: gr\\u00fc\\u00dfe")
+
+
+def test_json_to_a_stream_that_cannot_take_the_text_is_still_valid_json(tmp_path: Path) -> None:
+    path = tmp_path / "ascii.json"
+    with open(path, "w", encoding="ascii") as stream:
+        kakashi.configure(sink=stream, format="json")
+        kakashi.get_logger("enc").info("café \U0001f600", user="josé")
+        kakashi.flush()
+        kakashi.configure()
+    (line,) = read_lines(path)
+    assert line.isascii() and "\\u00e9" in line and "\\ud83d\\ude00" in line
+    record = json.loads(line)
+    assert (record["message"], record["user"]) == ("café \U0001f600", "josé")
 
 
 @pytest.mark.timeout(180)
