@@ -121,9 +121,10 @@ class KakashiMiddleware:
             pass
         if not exchange.started:
             exchange.status = 500
-            if not self._debug(exchange.scope):
-                # Starlette's own 500 goes out on the raw send, without our header:
-                # answer it here (ServerErrorMiddleware then sees a started response).
+            if not self._debug(exchange.scope) and not _handles_500(exchange.scope):
+                # Starlette's default 500 goes out on the raw send, without our header: send
+                # the same response here, with it (ServerErrorMiddleware then sees a started
+                # response). An app with its own 500 handler answers itself, unchanged.
                 await _quietly_async(self._send_500(send, exchange.id_header))
                 exchange.size = len(_INTERNAL_ERROR)
 
@@ -202,8 +203,13 @@ class _Exchange:
         wanted = mw._wanted
         headers: dict[bytes, bytes] = {}
         for name, value in scope.get("headers") or ():
-            if name in wanted and name not in headers:  # the first of repeated headers counts
-                headers[name] = value
+            if name in wanted:
+                if name not in headers:  # the first of repeated headers counts ...
+                    headers[name] = value
+                elif name == b"x-forwarded-for":  # ... but repeated X-Forwarded-For headers
+                    # are one list (RFC 9110), the proxy's own entry last: join them, or a
+                    # client could put its forged address in a header of its own first.
+                    headers[name] = headers[name] + b", " + value
         incoming = headers.get(mw._header)
         if incoming is None:  # new_request_id(), inline: this runs for most requests
             request_id, self.replaced = f"{random_bits(128) & UUID4_KEEP | UUID4_SET:032x}", False
@@ -308,6 +314,16 @@ def _flush_before_shutdown_complete(send: Send) -> Send:
         await send(message)
 
     return lifespan_send
+
+
+def _handles_500(scope: Scope) -> bool:
+    """Whether the Starlette/FastAPI app has its own handler for a 500 (``Exception`` or
+    500 in ``exception_handlers``): then its response must go out, not the default one."""
+    handlers = getattr(scope.get("app"), "exception_handlers", None)
+    try:
+        return bool(handlers) and (500 in handlers or Exception in handlers)  # type: ignore[operator]
+    except Exception:  # noqa: BLE001 - an app object we do not know: assume the default
+        return False
 
 
 def _quietly(action: Callable[[], Any]) -> None:

@@ -214,6 +214,20 @@ def test_unhandled_500_carries_the_request_id(records: Any) -> None:
     assert access(records())[0]["status"] == 500
 
 
+def test_an_apps_own_500_handler_answers_unchanged(records: Any) -> None:
+    app = make_app()
+
+    async def custom_500(request: Any, exc: Exception) -> JSONResponse:
+        return JSONResponse({"error": "custom"}, status_code=500)
+
+    app.add_exception_handler(Exception, custom_500)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/boom")
+    assert (response.status_code, response.json()) == (500, {"error": "custom"})
+    recs = records()
+    assert access(recs)[0]["status"] == 500 and len([r for r in recs if "exception" in r]) == 1
+
+
 def test_debug_mode_keeps_starlettes_debug_page(records: Any) -> None:
     with TestClient(make_app(debug=True), raise_server_exceptions=False) as client:
         response = client.get("/boom", headers={"Accept": "text/html"})
@@ -263,7 +277,10 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies(records: Any) -> No
     call_asgi(app, [(b"x-forwarded-for", b"203.0.113.7, 10.2.2.2")], "10.1.1.1")  # trusted proxy chain
     call_asgi(app, [(b"x-forwarded-for", b"203.0.113.7")], "198.51.100.1")  # not a proxy: ignored
     call_asgi(app, [(b"x-forwarded-for", b"not-an-ip, 203.0.113.9")], "10.1.1.1")
-    assert [r["client"] for r in access(records())] == ["203.0.113.7", "198.51.100.1", "203.0.113.9"]
+    # The client's own forged header first, the proxy's appended one second (HAProxy): one
+    # list, so the proxy's entry decides.
+    call_asgi(app, [(b"x-forwarded-for", b"6.6.6.6"), (b"x-forwarded-for", b"203.0.113.8")], "10.0.0.1")
+    assert [r["client"] for r in access(records())] == ["203.0.113.7", "198.51.100.1", "203.0.113.9", "203.0.113.8"]
 
 
 def test_bad_options_fail_when_the_middleware_is_built() -> None:
