@@ -166,7 +166,10 @@ class Kakashi:
         # Flask logs unhandled errors again through app.logger (log_exception): the
         # extension owns that record, so Flask's copy is dropped.
         install_duplicate_filter(app.logger.name)
-        app.before_request(state.before_request)
+        # First among the app's before_request hooks: a hook registered earlier that answers
+        # (an auth check returning 401) or raises must still leave a request id, a context
+        # and an access line. (Flask keeps app-wide hooks in before_request_funcs[None].)
+        app.before_request_funcs.setdefault(None, []).insert(0, state.before_request)
         app.after_request(state.after_request)
         app.teardown_request(state.teardown_request)
         got_request_exception.connect(state.on_exception, app, weak=False)
@@ -241,6 +244,14 @@ class _Counted:
             for chunk in self._body:
                 total += len(chunk)
                 yield chunk
+        except Exception as exc:
+            # The view returned long ago: got_request_exception never sees this one.
+            try:
+                self._state.app.errors.error("unhandled exception in streamed body", exc_info=exc)
+                mark_logged(exc)
+            except Exception:  # noqa: BLE001 - R23
+                pass
+            raise
         finally:
             context.__exit__(None, None, None)
             self._state.size = total

@@ -189,6 +189,55 @@ def test_r23_broken_sink_never_changes_the_response() -> None:
     assert client.get("/forbidden").status_code == 403
 
 
+def test_a_hook_registered_before_the_extension_cannot_hide_a_request(records: Any) -> None:
+    app = Flask("guarded")
+
+    @app.before_request
+    def auth() -> Any:  # registered before Kakashi(app): answers some requests itself
+        if flask.request.path == "/denied":
+            return "no", 401
+        if flask.request.path == "/hookfail":
+            raise RuntimeError("auth backend down")
+        return None
+
+    Kakashi(app)
+    app.add_url_rule("/ok", "ok", lambda: "ok")
+    client = app.test_client()
+    responses = [
+        client.get(path, headers={"X-Request-ID": f"id-{i}"}) for i, path in enumerate(["/denied", "/hookfail"])
+    ]
+    assert [(r.status_code, r.headers.get("X-Request-ID")) for r in responses] == [(401, "id-0"), (500, "id-1")]
+    recs = records()
+    assert [(r["path"], r["status"], r["request_id"]) for r in access(recs)] == [
+        ("/denied", 401, "id-0"),
+        ("/hookfail", 500, "id-1"),
+    ]
+    (error,) = [r for r in recs if "exception" in r]
+    assert error["request_id"] == "id-1" and error["exception"]["message"] == "auth backend down"
+
+
+def test_a_streamed_body_that_fails_is_logged_once_with_the_request(records: Any) -> None:
+    app = Flask("streams")
+    Kakashi(app)
+
+    @app.get("/stream_fail")
+    def stream_fail() -> Response:
+        def body() -> Iterator[bytes]:
+            yield b"a"
+            raise ValueError("stream broke")
+
+        return Response(body())
+
+    response = app.test_client().get("/stream_fail", headers={"X-Request-ID": "s-1"})
+    with pytest.raises(ValueError, match="stream broke"):
+        response.get_data()  # the body streams here, as a server would send it
+    response.close()
+    recs = records()
+    (error,) = [r for r in recs if "exception" in r]
+    assert error["message"] == "unhandled exception in streamed body" and error["request_id"] == "s-1"
+    assert error["exception"]["type"] == "ValueError"
+
+
 def test_werkzeug_and_app_logger_come_out_once(records: Any) -> None:
     app = make_app()
     app.logger.warning("from app.logger")
