@@ -89,6 +89,7 @@ class Options:
     status_levels: Callable[[int], str] | None = None
     request_fields: Callable[[Any], Mapping[str, Any]] | None = None
     _networks: tuple[Any, ...] = field(default=(), init=False, repr=False)
+    _plain: bool = field(default=True, init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "skip_paths", frozenset(self.skip_paths))
@@ -102,6 +103,8 @@ class Options:
             except ValueError as exc:
                 raise ValueError(f"invalid trusted proxy {proxy!r}: {exc}") from None
         object.__setattr__(self, "_networks", tuple(networks))
+        # Default levels and no extra headers: the access line takes the short path.
+        object.__setattr__(self, "_plain", self.status_levels is None and not self.headers)
 
     @property
     def trusts_proxies(self) -> bool:
@@ -143,6 +146,50 @@ class Options:
         name = self.level_for(status).lower()
         method = getattr(logger, name, None) if name in _METHOD_NAMES else None
         return method if method is not None else lambda msg, **fields: logger.log(name.upper(), msg, **fields)
+
+    def write_access_line(
+        self,
+        logger: kakashi.Logger,
+        *,
+        method: str,
+        path: str,
+        status: int,
+        duration_ms: float,
+        size: int,
+        user_agent: str | None,
+        http_version: str,
+        replaced_id: bool,
+        headers: Callable[[], Mapping[str, str]] | None = None,
+        user_id: Any = None,
+    ) -> None:
+        """Write the access line (``"GET /path 200"`` with the access fields) at the level
+        for ``status``. ``headers`` gives the request's headers by lower-case name, asked
+        for only when extra headers are configured; ``user_id`` is added when not None."""
+        message = f"{method} {path} {status}"
+        if self._plain and not replaced_id and user_id is None:  # the usual case: no dict built
+            write = logger.info if status < 400 else logger.warning if status < 500 else logger.error
+            write(
+                message,
+                status=status,
+                duration_ms=duration_ms,
+                bytes=size,
+                user_agent=user_agent,
+                http_version=http_version,
+            )
+            return
+        extra = access_fields(
+            status=status,
+            duration_ms=duration_ms,
+            size=size,
+            user_agent=user_agent,
+            http_version=http_version,
+            replaced_id=replaced_id,
+        )
+        if self.headers and headers is not None:
+            extra.update(self.header_fields(headers()))
+        if user_id is not None:
+            extra["user_id"] = user_id
+        self.access_method(logger, status)(message, **extra)
 
     def header_fields(self, headers: Mapping[str, str]) -> dict[str, str]:
         """The configured request headers as fields ``header_<name>``, secrets redacted."""

@@ -18,7 +18,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 import kakashi
 
-from ._http import Options, access_fields, install_duplicate_filter, mark_logged, new_request_id, parse_request_id
+from ._http import Options, install_duplicate_filter, mark_logged, new_request_id, parse_request_id
 
 _STATE = "_kakashi_request"  # per-request state on flask.g
 # (Hooks resolve the g proxy once with _get_current_object(): an attribute read through the
@@ -47,8 +47,6 @@ class _State:
         self.id_key = _environ_key(options.request_id_header)
         self.header_keys = tuple((name, _environ_key(name)) for name in options.headers)
         self.skip_paths = options.skip_paths
-        # Default levels and no extra headers: the access line takes the short path.
-        self.plain = options.status_levels is None and not options.headers
 
     def before_request(self) -> None:
         try:
@@ -183,37 +181,20 @@ def _access_line(state: _Request) -> None:
     app = state.app
     if state.fields["path"] in app.skip_paths:
         return
-    status = state.status or 500
     environ = state.environ
-    # Microseconds, as milliseconds: integer arithmetic is far cheaper than round().
-    duration = (perf_counter_ns() - state.start) // 1000 / 1000
-    user_agent = environ.get("HTTP_USER_AGENT")
-    version = environ.get("SERVER_PROTOCOL", "HTTP/1.1").removeprefix("HTTP/")
-    message = f"{state.fields['method']} {state.fields['path']} {status}"
-    if app.plain and not state.replaced:
-        access = app.access
-        write = access.info if status < 400 else access.warning if status < 500 else access.error
-        write(
-            message,
-            status=status,
-            duration_ms=duration,
-            bytes=state.size or 0,
-            user_agent=user_agent,
-            http_version=version,
-        )
-        return
-    options = app.options
-    extra = access_fields(
-        status=status,
-        duration_ms=duration,
+    app.options.write_access_line(
+        app.access,
+        method=state.fields["method"],
+        path=state.fields["path"],
+        status=state.status or 500,
+        # Microseconds, as milliseconds: integer arithmetic is far cheaper than round().
+        duration_ms=(perf_counter_ns() - state.start) // 1000 / 1000,
         size=state.size or 0,
-        user_agent=user_agent,
-        http_version=version,
+        user_agent=environ.get("HTTP_USER_AGENT"),
+        http_version=environ.get("SERVER_PROTOCOL", "HTTP/1.1").removeprefix("HTTP/"),
         replaced_id=state.replaced,
+        headers=lambda: {name: environ[key] for name, key in app.header_keys if key in environ},
     )
-    if app.header_keys:
-        extra.update(options.header_fields({name: environ[key] for name, key in app.header_keys if key in environ}))
-    options.access_method(app.access, status)(message, **extra)
 
 
 def _streamed_line(state: _Request) -> None:

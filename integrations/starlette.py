@@ -23,7 +23,6 @@ from ._http import (
     UUID4_KEEP,
     UUID4_SET,
     Options,
-    access_fields,
     install_duplicate_filter,
     mark_logged,
     parse_request_id,
@@ -59,8 +58,6 @@ class KakashiMiddleware:
         self.errors = kakashi.get_logger("kakashi.errors")
         self._header = self.options.header_key.encode("latin-1")
         self._proxies = self.options.trusts_proxies
-        # Default levels and no extra headers: the access line takes the short path.
-        self.plain = self.options.status_levels is None and not self.options.headers
         self._wanted = frozenset(
             {self._header, b"user-agent", b"x-forwarded-for", *(h.encode("latin-1") for h in self.options.headers)}
         )
@@ -267,39 +264,21 @@ class _Exchange:
             return
         self.logged = True
         try:
-            mw, status, fields = self.mw, self.status, self.fields
-            # Microseconds, as milliseconds: integer arithmetic is far cheaper than round().
-            duration = (perf_counter_ns() - self.start) // 1000 / 1000
-            agent = self.headers.get(b"user-agent")
-            user_agent = agent.decode("latin-1") if agent is not None else None
-            version = self.scope.get("http_version", "1.1")
-            message = f"{fields['method']} {fields['path']} {status}"
-            if mw.plain and not self.replaced:  # the common case, without building a dict first
-                access = mw.access
-                write = access.info if status < 400 else access.warning if status < 500 else access.error
-                write(
-                    message,
-                    status=status,
-                    duration_ms=duration,
-                    bytes=self.size,
-                    user_agent=user_agent,
-                    http_version=version,
-                )
-                return
-            options = mw.options
-            extra = access_fields(
-                status=status,
-                duration_ms=duration,
+            fields, headers = self.fields, self.headers
+            agent = headers.get(b"user-agent")
+            self.mw.options.write_access_line(
+                self.mw.access,
+                method=fields["method"],
+                path=fields["path"],
+                status=self.status,
+                # Microseconds, as milliseconds: integer arithmetic is far cheaper than round().
+                duration_ms=(perf_counter_ns() - self.start) // 1000 / 1000,
                 size=self.size,
-                user_agent=user_agent,
-                http_version=version,
+                user_agent=agent.decode("latin-1") if agent is not None else None,
+                http_version=self.scope.get("http_version", "1.1"),
                 replaced_id=self.replaced,
+                headers=lambda: {k.decode("latin-1"): v.decode("latin-1") for k, v in headers.items()},
             )
-            if options.headers:
-                extra.update(
-                    options.header_fields({k.decode("latin-1"): v.decode("latin-1") for k, v in self.headers.items()})
-                )
-            options.access_method(mw.access, status)(message, **extra)
         except Exception:  # noqa: BLE001 - R23: logging trouble never changes the response
             pass
 
