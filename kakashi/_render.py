@@ -153,6 +153,7 @@ def make_emitter(
     *,
     tls: Any = None,
     clock: Callable[[], float] | None = None,
+    fixed: tuple[str, ...] | None = None,
 ) -> Emit:
     """Build a logger method for one logger and level: render the call into one line in
     the calling thread and append it to the thread's batch, which is written once it holds
@@ -160,6 +161,9 @@ def make_emitter(
     Without a ``route``, lines go to ``tls.lines`` (anything with a ``lines`` list) and are
     never flushed by the emitter: the async worker and kakashi's own notices render that
     way, the worker with ``clock`` giving each record's own time.
+
+    With ``fixed`` (field names), the method is called as ``emit(msg, *values)``, one value
+    per name, and writes what ``emit(msg, **dict(zip(fixed, values)))`` would.
     """
     spec = _SPECS[fmt]
     if fmt == "json":
@@ -199,6 +203,7 @@ def make_emitter(
         flush_current,
         clock or time.time,
         span_ids if route is not None else None,
+        fixed,
     )
 
 
@@ -234,14 +239,15 @@ class _Spec:
         keys, values = self.keys, self.values
         out = ""
         for key, value in fields.items():
-            rendered_key = keys.get(key)  # a cached name is never a redacted one
-            if rendered_key is None:
+            try:
+                rendered_key = keys[key]  # a cached name is never a redacted one
+            except KeyError:
                 rendered_key = self.key(key)
                 if is_redacted(key):
                     out += rendered_key + self.redacted
                     continue
             if value.__class__ is str:
-                rendered = values.get(value)
+                rendered = values.get(value)  # (a miss is common here: no KeyError)
                 if rendered is not None:
                     value = rendered
                 elif len(value) > _VALUE_CACHE_MAX_LEN:
@@ -270,6 +276,7 @@ def _emitter(
     flush_current: Callable[[bool], None],
     clock: Callable[[], float],
     trace: Callable[[], tuple[str, str] | None] | None,
+    fixed: tuple[str, ...] | None = None,
 ) -> Emit:
     bound_text = spec.fields(bound, limit)
     bound_keys = frozenset(bound)
@@ -357,7 +364,151 @@ def _emitter(
         except Exception as exc:  # noqa: BLE001 - P5: logging never raises into the caller
             internal_error(exc)
 
-    return emit
+    if fixed is None:
+        return emit
+
+    if fixed is None:
+        return emit
+    if len(set(fixed)) != len(fixed) or not bound_keys.isdisjoint(fixed) or any(is_redacted(k) for k in fixed):
+        return by_name(emit, fixed)
+    env = {
+        "emit": emit,
+        "names": fixed,
+        "name_set": frozenset(fixed),
+        "keys": tuple(key_slow(k) for k in fixed),
+        "clock": clock,
+        "ms_cell": ms_cell,
+        "refresh_timestamp": _refresh_timestamp,
+        "last_msg": last_msg,
+        "limit": limit,
+        "render_message": render_message,
+        "format_message": format_message,
+        "context_now": context_now,
+        "bound_text": bound_text,
+        "bound_keys": bound_keys,
+        "name": name,
+        "spec": spec,
+        "trace": trace,
+        "trace_key": trace_key,
+        "span_key": span_key,
+        "quote": quote,
+        "values": values,
+        "cached_str": _cached_str,
+        "other": other,
+        "internal_error": internal_error,
+        "tls": tls,
+        "new_batch": new_batch,
+        "threshold": threshold,
+        "flush_current": flush_current,
+        "wait": wait,
+        "line_start": head_pre,
+        "head": head,
+        "tail": tail,
+    }
+    return _fixed_emitter(len(fixed), env)
+
+
+# The method for fixed field names (Logger.prepare), called with the values positionally:
+# ``emit`` without the keyword dict, the name lookups and the per-name checks, and with
+# the per-value work unrolled (so the source is generated, once per number of names).
+# What it leaves out (a name shadowed by the context, an int too long to print) it hands
+# to ``emit``, so the two always write the same line.
+_FIXED_TEMPLATE = """
+def emit_fixed(msg, /, {params}):
+    try:
+        now = clock()
+        stamp = ms_cell[0]
+        ts = stamp[2] if stamp[0] <= now < stamp[1] else refresh_timestamp(now)[2]
+        if msg.__class__ is str:
+            cached = last_msg[0]
+            if cached[0] == msg:
+                text = cached[1]
+            elif len(msg) <= limit:
+                text = render_message(msg, limit)
+                last_msg[0] = (msg, text)
+            else:
+                text = render_message(format_message(msg, (), limit), limit)
+        else:
+            text = render_message(format_message(msg, (), limit), limit)
+        ctx = context_now()
+        if ctx is None:
+            extra = bound_text
+        else:
+            ctx_names = ctx.fields.keys()
+            if not ctx_names.isdisjoint(name_set) or (bound_keys and not ctx_names.isdisjoint(bound_keys)):
+                emit(msg, **dict(zip(names, ({params},))))
+                return
+            extra = ctx.rendered.get(name)
+            if extra is None:
+                extra = ctx.rendered[name] = spec.fields(ctx.fields, limit)
+            if bound_text:
+                extra += bound_text
+        if trace is not None:
+            ids = trace()
+            if ids is not None:
+                extra = f"{{trace_key}}{{quote(ids[0], limit)}}{{span_key}}{{quote(ids[1], limit)}}{{extra}}"
+{values}
+        line = f"{{line_start}}{{ts}}{{head}}{{text}}{{extra}}{line}{{tail}}"  # ValueError: an int too long to print
+    except ValueError:
+        emit(msg, **dict(zip(names, ({params},))))
+        return
+    except Exception as exc:  # P5: logging never raises into the caller
+        internal_error(exc)
+        return
+    try:
+        try:
+            lines = tls.lines
+        except AttributeError:
+            lines = new_batch()
+        lines.append(line)
+        if len(lines) >= threshold:
+            flush_current(wait)
+    except Exception as exc:
+        internal_error(exc)
+"""
+_FIXED_VALUE = """
+        cls = v{i}.__class__
+        if cls is str:
+            r{i} = values.get(v{i})
+            if r{i} is None:
+                r{i} = cached_str(spec, v{i}, limit)
+        elif cls is int:
+            r{i} = v{i}
+        elif cls is float and v{i} - v{i} == 0.0:  # finite (nan and inf give nan)
+            r{i} = repr(v{i})
+        else:
+            r{i} = other(v{i}, limit)"""
+_fixed_code: dict[int, Any] = {}
+
+
+def _fixed_emitter(count: int, env: dict[str, Any]) -> Emit:
+    code = _fixed_code.get(count)
+    if code is None:
+        source = _FIXED_TEMPLATE.format(
+            params=", ".join(f"v{i}" for i in range(count)),
+            values="".join(_FIXED_VALUE.format(i=i) for i in range(count)),
+            line="".join(f"{{keys[{i}]}}{{r{i}}}" for i in range(count)),
+        )
+        code = _fixed_code[count] = compile(source, f"<kakashi fixed emitter, {count} fields>", "exec")
+    namespace = dict(env, repr=repr, str=str, int=int, float=float, dict=dict, zip=zip, Exception=Exception)
+    exec(code, namespace)
+    return namespace["emit_fixed"]  # type: ignore[no-any-return]
+
+
+def by_name(emit: Emit, names: tuple[str, ...]) -> Emit:
+    """``emit`` called as ``(msg, *values)``, one value for each of ``names``."""
+    count = len(names)
+
+    def emit_by_name(msg: object, /, *vals: Any) -> None:
+        if len(vals) != count:
+            raise _arity_error(names, vals)
+        emit(msg, **dict(zip(names, vals, strict=True)))
+
+    return emit_by_name
+
+
+def _arity_error(names: tuple[str, ...], values: tuple[Any, ...]) -> TypeError:
+    return TypeError(f"expected {len(names)} values (for {', '.join(names)}), got {len(values)}")
 
 
 def _context_text(spec: _Spec, ctx: Context, limit: int, bound_keys: frozenset[str], fields: dict[str, Any]) -> str:
