@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from ._api import flush, shutdown, shutdown_async_logging, stats
 from ._config import configure
-from ._context import bind_context, clear_context, context, get_context, unbind_context
+from ._context import bind_context, clear_context, context, get_context, push_context, reset_context, unbind_context
 from ._levels import CRITICAL, DEBUG, ERROR, INFO, WARNING
-from ._logger import Logger, clear_logger_cache, get_async_logger, get_logger
+from ._logger import Logger, Prepared, clear_logger_cache, get_async_logger, get_logger
 from ._otlp import OTLPSink
 from ._sinks import CallableSink, FileSink, RotatingFileSink, Sink, StreamSink
 from ._stdlib import StdlibHandler, capture_stdlib
@@ -37,6 +37,7 @@ __all__ = [
     "LOG_LEVEL_WARNING",
     "Logger",
     "OTLPSink",
+    "Prepared",
     "RotatingFileSink",
     "Sink",
     "StdlibHandler",
@@ -55,6 +56,8 @@ __all__ = [
     "get_context",
     "get_logger",
     "is_redacted",
+    "push_context",
+    "reset_context",
     "shutdown",
     "shutdown_async_logging",
     "stats",

@@ -10,7 +10,8 @@ context is rendered once, not once per line.
 
 from __future__ import annotations
 
-from contextvars import ContextVar
+from collections.abc import Mapping
+from contextvars import ContextVar, Token
 from typing import Any
 
 from ._values import IMMUTABLE, freeze
@@ -91,6 +92,36 @@ class context:  # noqa: N801 - used like a function: ``with kakashi.context(...)
 
     def __exit__(self, *exc: object) -> None:
         _var.reset(self._token)
+
+
+def push_context(fields: Mapping[str, Any]) -> Token[Context | None]:
+    """Add ``fields`` to the current context until :func:`reset_context` is given the
+    token returned: what ``with context(**fields)`` does, for code that starts and ends a
+    context in different places (a framework's before- and after-request hooks). Values
+    are captured now.
+
+        token = kakashi.push_context({"request_id": request_id})
+        try:
+            handle(request)
+        finally:
+            kakashi.reset_context(token)
+    """
+    old = _var.get()
+    try:
+        "".join(fields.values())  # all str, as a web adapter's are: nothing to capture
+    except TypeError:
+        fields = freeze(dict(fields), _LIMIT)
+    ctx = _new(Context)
+    ctx.fields, ctx.rendered = {**old.fields, **fields} if old is not None else {**fields}, {}
+    return _var.set(ctx)
+
+
+def reset_context(token: Token[Context | None]) -> None:
+    """Put back the context as it was before the :func:`push_context` call that returned
+    ``token``. As :meth:`contextvars.ContextVar.reset` does, it raises ``RuntimeError``
+    for a token used already and ``ValueError`` for one from another context (another
+    task or thread)."""
+    _var.reset(token)
 
 
 def set_current(ctx: Context | None) -> None:

@@ -120,3 +120,38 @@ def test_threads_start_with_an_empty_context_unless_handed_one(log_path: Path) -
     handed.join()
     got = {r["message"]: r.get("request_id") for r in records(log_path)}
     assert got == {"plain thread": None, "handed over": "main"}
+
+
+def test_push_and_reset_context(log_path: Path) -> None:
+    kakashi.configure(sink=log_path, format="json")
+    kakashi.bind_context(outer=1)
+    fields = {"request_id": "r1", "tags": ["a"]}
+    token = kakashi.push_context(fields)
+    fields["request_id"] = "changed"  # the caller's dict is not kept ...
+    fields["tags"].append("b")  # ... and values are captured when pushed
+    kakashi.get_logger("push").info("inside")
+    assert kakashi.get_context() == {"outer": 1, "request_id": "r1", "tags": '["a"]'}
+    kakashi.reset_context(token)
+    assert kakashi.get_context() == {"outer": 1}
+    with pytest.raises(RuntimeError, match="already been used"):
+        kakashi.reset_context(token)
+    kakashi.clear_context()
+    token = kakashi.push_context({"only": "x"})
+    assert kakashi.get_context() == {"only": "x"}
+    kakashi.reset_context(token)
+    assert kakashi.get_context() == {}
+    (line,) = records(log_path)
+    assert (line["outer"], line["request_id"], line["tags"]) == (1, "r1", ["a"])
+
+
+def test_reset_context_refuses_a_token_from_another_task() -> None:
+    async def elsewhere() -> None:
+        token = kakashi.push_context({"a": "1"})
+
+        async def reset() -> None:
+            kakashi.reset_context(token)
+
+        with pytest.raises(ValueError, match="different Context"):
+            await asyncio.get_running_loop().create_task(reset())
+
+    asyncio.run(elsewhere())
