@@ -89,10 +89,10 @@ def test_r3_injected_clock_writes_after_the_interval(log_path: Path) -> None:
     flusher.interval = 1.0
     try:
         flusher.tick(100.0)  # first look
-        flusher.tick(100.25)
-        flusher.tick(100.49)
+        flusher.tick(100.2)
+        flusher.tick(100.44)
         assert read_lines(log_path) == []
-        flusher.tick(100.5)  # waited interval/2 since first seen (first seen <= interval/4 after logging)
+        flusher.tick(100.5)  # the next look, interval/2 later (the first came <= interval/2 after logging)
         assert len(read_lines(log_path)) == 3
     finally:
         release()
