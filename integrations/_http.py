@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
+import os
 import random
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,10 +22,20 @@ import kakashi
 # A request id we accept from a client: 1 to 128 characters of A-Za-z0-9._:-
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 ACCESS_LOGGER = "kakashi.access"
+# The access line's own fields, in order (request_id, method, path and client come from
+# the request context).
+ACCESS_FIELDS = ("status", "duration_ms", "bytes", "user_agent", "http_version")
 random_bits = random.getrandbits
 # uuid4 layout: version nibble 4 (bits 76-79), variant 10 (bits 62-63); the rest random.
 UUID4_KEEP = ((1 << 128) - 1) & ~((0xF << 76) | (0x3 << 62))
 UUID4_SET = (0x4 << 76) | (0x2 << 62)
+# Request ids are made _ID_BLOCK at a time: one random number of _ID_BLOCK * 128 bits, the
+# uuid4 bits of every id set with one mask, and one hex() (bit 128 * _ID_BLOCK set, so it
+# gives "0x1" and then exactly 32 digits per id). That costs a quarter of making each id
+# on its own, and this runs for every request.
+_ID_BLOCK = 256
+_BLOCK_KEEP = sum(UUID4_KEEP << (128 * i) for i in range(_ID_BLOCK))
+_BLOCK_SET = sum(UUID4_SET << (128 * i) for i in range(_ID_BLOCK)) | 1 << (128 * _ID_BLOCK)
 _METHOD_NAMES = frozenset({"debug", "info", "warning", "error", "critical"})
 _EXCEPTION_MARK = "__kakashi_logged__"
 
@@ -44,7 +55,29 @@ def new_request_id() -> str:
     """A random UUID version 4, as 32 hex digits (the form of ``uuid.uuid4().hex``). Made
     from the ``random`` module (reseeded in every forked child): ids must be unique, not
     secret, and this costs a fraction of a system call."""
-    return f"{random_bits(128) & UUID4_KEEP | UUID4_SET:032x}"
+    request_id = next(_ids, None)  # (next() on a list iterator: atomic, one id per caller)
+    return request_id if request_id is not None else _new_block()
+
+
+def _new_block() -> str:
+    """Make the next block of ids; returns one of them."""
+    global _ids
+    digits = hex(random_bits(128 * _ID_BLOCK) & _BLOCK_KEEP | _BLOCK_SET)[3:]
+    ids = iter([digits[i : i + 32] for i in range(0, 32 * _ID_BLOCK, 32)])
+    first = next(ids)
+    _ids = ids
+    return first
+
+
+def _forget_ids() -> None:
+    """In a forked child: the parent's unused ids are the parent's (never reused)."""
+    global _ids
+    _ids = iter(())
+
+
+_ids: Iterator[str] = iter(())
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_ids)
 
 
 def _valid_ip(text: str) -> str | None:
@@ -147,10 +180,14 @@ class Options:
         method = getattr(logger, name, None) if name in _METHOD_NAMES else None
         return method if method is not None else lambda msg, **fields: logger.log(name.upper(), msg, **fields)
 
+    def access_writer(self, logger: kakashi.Logger) -> kakashi.Prepared:
+        """What :meth:`write_access_line` writes with: ``logger``'s methods for the access
+        line's own fields."""
+        return logger.prepare(*ACCESS_FIELDS)
+
     def write_access_line(
         self,
-        logger: kakashi.Logger,
-        *,
+        access: kakashi.Prepared,
         method: str,
         path: str,
         status: int,
@@ -163,19 +200,13 @@ class Options:
         user_id: Any = None,
     ) -> None:
         """Write the access line (``"GET /path 200"`` with the access fields) at the level
-        for ``status``. ``headers`` gives the request's headers by lower-case name, asked
-        for only when extra headers are configured; ``user_id`` is added when not None."""
+        for ``status``, with ``access`` (from :meth:`access_writer`). ``headers`` gives the
+        request's headers by lower-case name, asked for only when extra headers are
+        configured; ``user_id`` is added when not None."""
         message = f"{method} {path} {status}"
         if self._plain and not replaced_id and user_id is None:  # the usual case: no dict built
-            write = logger.info if status < 400 else logger.warning if status < 500 else logger.error
-            write(
-                message,
-                status=status,
-                duration_ms=duration_ms,
-                bytes=size,
-                user_agent=user_agent,
-                http_version=http_version,
-            )
+            write = access.info if status < 400 else access.warning if status < 500 else access.error
+            write(message, status, duration_ms, size, user_agent, http_version)
             return
         extra = access_fields(
             status=status,
@@ -189,7 +220,7 @@ class Options:
             extra.update(self.header_fields(headers()))
         if user_id is not None:
             extra["user_id"] = user_id
-        self.access_method(logger, status)(message, **extra)
+        self.access_method(access.logger, status)(message, **extra)
 
     def header_fields(self, headers: Mapping[str, str]) -> dict[str, str]:
         """The configured request headers as fields ``header_<name>``, secrets redacted."""

@@ -42,6 +42,7 @@ class _State:
     def __init__(self, options: Options) -> None:
         self.options = options
         self.access = kakashi.get_logger(options.logger)
+        self.access_writer = options.access_writer(self.access)
         self.errors = kakashi.get_logger("kakashi.errors")
         # The WSGI environ keys of the headers read: a dict lookup each, no Headers object.
         self.id_key = _environ_key(options.request_id_header)
@@ -70,7 +71,7 @@ class _State:
             if client:
                 fields["client"] = client
             state = _Request(self, environ, fields, replaced)
-            state.context.__enter__()
+            state.token = kakashi.push_context(fields)
             setattr(g._get_current_object(), _STATE, state)
         except Exception:  # noqa: BLE001 - R23: logging trouble never changes the response
             pass
@@ -107,7 +108,7 @@ class _State:
         except Exception:  # noqa: BLE001 - R23
             pass
         try:
-            state.context.__exit__(None, None, None)
+            kakashi.reset_context(state.token)
             kakashi.flush(include_async=False)
         except Exception:  # noqa: BLE001 - R23
             pass
@@ -128,13 +129,13 @@ def _environ_key(header: str) -> str:
 class _Request:
     """What the extension keeps about the request in flight (on ``g``)."""
 
-    __slots__ = ("app", "context", "environ", "fields", "logged", "replaced", "size", "start", "status")
+    __slots__ = ("app", "environ", "fields", "logged", "replaced", "size", "start", "status", "token")
 
     def __init__(self, app: _State, environ: dict[str, Any], fields: dict[str, Any], replaced: bool) -> None:
         self.start = perf_counter_ns()
         self.app = app  # kept: a streamed response ends outside the app context
         self.environ, self.fields, self.replaced = environ, fields, replaced
-        self.context = kakashi.context(**fields)
+        self.token: Any = None
         self.status: int | None = None
         self.size: int | None = None
         self.logged = False
@@ -182,18 +183,18 @@ def _access_line(state: _Request) -> None:
     if state.fields["path"] in app.skip_paths:
         return
     environ = state.environ
-    app.options.write_access_line(
-        app.access,
-        method=state.fields["method"],
-        path=state.fields["path"],
-        status=state.status or 500,
+    app.options.write_access_line(  # (by position: this runs for every request)
+        app.access_writer,
+        state.fields["method"],
+        state.fields["path"],
+        state.status or 500,
         # Microseconds, as milliseconds: integer arithmetic is far cheaper than round().
-        duration_ms=(perf_counter_ns() - state.start) // 1000 / 1000,
-        size=state.size or 0,
-        user_agent=environ.get("HTTP_USER_AGENT"),
-        http_version=environ.get("SERVER_PROTOCOL", "HTTP/1.1").removeprefix("HTTP/"),
-        replaced_id=state.replaced,
-        headers=lambda: {name: environ[key] for name, key in app.header_keys if key in environ},
+        (perf_counter_ns() - state.start) // 1000 / 1000,
+        state.size or 0,
+        environ.get("HTTP_USER_AGENT"),
+        environ.get("SERVER_PROTOCOL", "HTTP/1.1").removeprefix("HTTP/"),
+        state.replaced,
+        (lambda: {name: environ[key] for name, key in app.header_keys if key in environ}) if app.header_keys else None,
     )
 
 

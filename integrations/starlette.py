@@ -20,13 +20,11 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 import kakashi
 
 from ._http import (
-    UUID4_KEEP,
-    UUID4_SET,
     Options,
     install_duplicate_filter,
     mark_logged,
+    new_request_id,
     parse_request_id,
-    random_bits,
 )
 
 Scope = MutableMapping[str, Any]
@@ -55,12 +53,12 @@ class KakashiMiddleware:
         self.options = Options(**options)
         self.debug = debug
         self.access = kakashi.get_logger(self.options.logger)
+        self.access_writer = self.options.access_writer(self.access)
         self.errors = kakashi.get_logger("kakashi.errors")
         self._header = self.options.header_key.encode("latin-1")
         self._proxies = self.options.trusts_proxies
-        self._wanted = frozenset(
-            {self._header, b"user-agent", b"x-forwarded-for", *(h.encode("latin-1") for h in self.options.headers)}
-        )
+        self._skip_paths = self.options.skip_paths
+        self._log_query = self.options.log_query
         # uvicorn logs every unhandled exception again; the middleware owns that record.
         install_duplicate_filter("uvicorn.error")
 
@@ -77,13 +75,10 @@ class KakashiMiddleware:
         # http, written out here rather than in a method: this runs for every request.
         try:
             exchange = _Exchange(self, scope, send)
-            context = kakashi.context(**exchange.fields)
         except Exception:  # noqa: BLE001 - R23: a request we cannot describe still runs
             await self.app(scope, receive, send)
             return
-        # (__enter__/__exit__ called directly: cheaper than a with statement, which calls
-        # them from C; the finally clause does what the with statement would.)
-        context.__enter__()
+        token = kakashi.push_context(exchange.fields)
         try:
             await self.app(scope, receive, exchange.send)
         except Exception as exc:
@@ -99,7 +94,7 @@ class KakashiMiddleware:
                 kakashi.flush(include_async=False)
             except Exception:  # noqa: BLE001 - R23
                 pass
-            context.__exit__(None, None, None)
+            kakashi.reset_context(token)
 
     def _debug(self, scope: Scope) -> bool:
         if self.debug is not None:
@@ -197,30 +192,28 @@ class _Exchange:
     def __init__(self, mw: KakashiMiddleware, scope: Scope, send: Send) -> None:
         self.start = perf_counter_ns()
         self.mw, self.scope, self.raw_send = mw, scope, send
-        wanted = mw._wanted
-        headers: dict[bytes, bytes] = {}
-        for name, value in scope.get("headers") or ():
-            if name in wanted:
-                if name not in headers:  # the first of repeated headers counts ...
-                    headers[name] = value
-                elif name == b"x-forwarded-for":  # ... but repeated X-Forwarded-For headers
-                    # are one list (RFC 9110), the proxy's own entry last: join them, or a
-                    # client could put its forged address in a header of its own first.
-                    headers[name] = headers[name] + b", " + value
+        raw = scope["headers"]
+        # The request's headers by name; the first of repeated ones counts (dict() keeps
+        # the last, hence reversed: one C call rather than a loop over every header).
+        headers: dict[bytes, bytes] = dict(reversed(raw)) if raw.__class__ is list else _first_headers(raw)
         incoming = headers.get(mw._header)
-        if incoming is None:  # new_request_id(), inline: this runs for most requests
-            request_id, self.replaced = f"{random_bits(128) & UUID4_KEEP | UUID4_SET:032x}", False
+        if incoming is None:
+            request_id, self.replaced = new_request_id(), False
         else:
             request_id, self.replaced = parse_request_id(incoming.decode("latin-1"))
         peer = scope.get("client")
         options = mw.options
         if mw._proxies:
-            forwarded = headers.get(b"x-forwarded-for")
-            client = options.client(peer[0] if peer else None, forwarded.decode("latin-1") if forwarded else None)
+            # Repeated X-Forwarded-For headers are one list (RFC 9110), the proxy's own
+            # entry last: join them, or a client could put a forged address in a header of
+            # its own first.
+            forwarded = b", ".join([value for name, value in raw if name == b"x-forwarded-for"])
+            client = options.client(peer[0] if peer else None, forwarded.decode("latin-1") or None)
         else:
             client = peer[0] if peer else None
-        path = scope.get("path", "")
-        if options.log_query and scope.get("query_string"):
+        path = scope["path"]
+        self.logged = path in mw._skip_paths
+        if mw._log_query and scope.get("query_string"):
             path = f"{path}?{scope['query_string'].decode('latin-1')}"
         fields: dict[str, Any] = {"request_id": request_id, "method": scope.get("method", "GET"), "path": path}
         if client:
@@ -234,7 +227,6 @@ class _Exchange:
         self.headers, self.fields = headers, fields
         self.id_header = (mw._header, request_id.encode("latin-1"))
         self.status = self.size = 0  # status 0: no response started yet
-        self.logged = scope.get("path") in options.skip_paths  # type: ignore[operator]
 
     @property
     def started(self) -> bool:
@@ -259,6 +251,9 @@ class _Exchange:
             message["headers"] = headers
         await self.raw_send(message)
 
+    def _header_values(self) -> dict[str, str]:
+        return {k.decode("latin-1"): v.decode("latin-1") for k, v in self.headers.items()}
+
     def access_line(self) -> None:
         if self.logged:
             return
@@ -266,21 +261,30 @@ class _Exchange:
         try:
             fields, headers = self.fields, self.headers
             agent = headers.get(b"user-agent")
-            self.mw.options.write_access_line(
-                self.mw.access,
-                method=fields["method"],
-                path=fields["path"],
-                status=self.status,
+            mw = self.mw
+            mw.options.write_access_line(  # (by position: this runs for every request)
+                mw.access_writer,
+                fields["method"],
+                fields["path"],
+                self.status,
                 # Microseconds, as milliseconds: integer arithmetic is far cheaper than round().
-                duration_ms=(perf_counter_ns() - self.start) // 1000 / 1000,
-                size=self.size,
-                user_agent=agent.decode("latin-1") if agent is not None else None,
-                http_version=self.scope.get("http_version", "1.1"),
-                replaced_id=self.replaced,
-                headers=lambda: {k.decode("latin-1"): v.decode("latin-1") for k, v in headers.items()},
+                (perf_counter_ns() - self.start) // 1000 / 1000,
+                self.size,
+                agent.decode("latin-1") if agent is not None else None,
+                self.scope.get("http_version", "1.1"),
+                self.replaced,
+                self._header_values if mw.options.headers else None,
             )
         except Exception:  # noqa: BLE001 - R23: logging trouble never changes the response
             pass
+
+
+def _first_headers(raw: Any) -> dict[bytes, bytes]:
+    """Headers by name from any iterable of pairs, the first of repeated ones counting."""
+    headers: dict[bytes, bytes] = {}
+    for name, value in raw:
+        headers.setdefault(name, value)
+    return headers
 
 
 def _flush_before_shutdown_complete(send: Send) -> Send:

@@ -134,6 +134,7 @@ class KakashiMiddleware:
             markcoroutinefunction(self)
         self.options = options = apply_settings()
         self.access = kakashi.get_logger(options.logger)
+        self.access_writer = options.access_writer(self.access)
         self.errors = kakashi.get_logger("kakashi.errors")
         names = dict.fromkeys((options.header_key, "user-agent", "x-forwarded-for", *options.headers))
         self.meta_keys = tuple((name, _meta_key(name)) for name in names)
@@ -273,7 +274,7 @@ class _Exchange:
         try:
             fields = self.fields
             self.mw.options.write_access_line(
-                self.mw.access,
+                self.mw.access_writer,
                 method=fields["method"],
                 path=fields["path"],
                 status=self.status,
