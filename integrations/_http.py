@@ -22,8 +22,8 @@ import kakashi
 # A request id we accept from a client: 1 to 128 characters of A-Za-z0-9._:-
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 ACCESS_LOGGER = "kakashi.access"
-# The access line's own fields, in order (request_id, method, path and client come from
-# the request context).
+# The request's fields (also the request context's) and the access line's own, in order.
+REQUEST_FIELDS = ("request_id", "method", "path", "client")
 ACCESS_FIELDS = ("status", "duration_ms", "bytes", "user_agent", "http_version")
 random_bits = random.getrandbits
 # uuid4 layout: version nibble 4 (bits 76-79), variant 10 (bits 62-63); the rest random.
@@ -95,6 +95,16 @@ def _valid_ip(text: str) -> str | None:
 def _in_networks(ip: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
     address = ipaddress.ip_address(ip)
     return any(address in network for network in networks)
+
+
+@dataclass(frozen=True)
+class AccessWriter:
+    """An access logger and its prepared methods for the usual access line (the request's
+    fields, with and without a client address, then the access fields)."""
+
+    logger: kakashi.Logger
+    with_client: kakashi.Prepared
+    without_client: kakashi.Prepared
 
 
 @dataclass(frozen=True)
@@ -180,16 +190,18 @@ class Options:
         method = getattr(logger, name, None) if name in _METHOD_NAMES else None
         return method if method is not None else lambda msg, **fields: logger.log(name.upper(), msg, **fields)
 
-    def access_writer(self, logger: kakashi.Logger) -> kakashi.Prepared:
-        """What :meth:`write_access_line` writes with: ``logger``'s methods for the access
-        line's own fields."""
-        return logger.prepare(*ACCESS_FIELDS)
+    def access_writer(self, logger: kakashi.Logger) -> AccessWriter:
+        """What :meth:`write_access_line` writes with, for ``logger``."""
+        return AccessWriter(
+            logger,
+            logger.prepare(*REQUEST_FIELDS, *ACCESS_FIELDS),
+            logger.prepare(*REQUEST_FIELDS[:3], *ACCESS_FIELDS),
+        )
 
     def write_access_line(
         self,
-        access: kakashi.Prepared,
-        method: str,
-        path: str,
+        access: AccessWriter,
+        request: Mapping[str, Any],
         status: int,
         duration_ms: float,
         size: int,
@@ -200,14 +212,38 @@ class Options:
         user_id: Any = None,
     ) -> None:
         """Write the access line (``"GET /path 200"`` with the access fields) at the level
-        for ``status``, with ``access`` (from :meth:`access_writer`). ``headers`` gives the
-        request's headers by lower-case name, asked for only when extra headers are
-        configured; ``user_id`` is added when not None."""
+        for ``status``. ``request`` holds the request's fields (``request_id``, ``method``,
+        ``path``, ``client`` if known, and any others), the ones in the request context.
+        ``headers`` gives the request's headers by lower-case name, asked for only when
+        extra headers are configured; ``user_id`` is added when not None."""
+        method, path = request["method"], request["path"]
         message = f"{method} {path} {status}"
-        if self._plain and not replaced_id and user_id is None:  # the usual case: no dict built
-            write = access.info if status < 400 else access.warning if status < 500 else access.error
-            write(message, status, duration_ms, size, user_agent, http_version)
-            return
+        if self._plain and not replaced_id and user_id is None:
+            # The usual case: the request's own fields given with the line, so the request
+            # context (which has nothing else) is not rendered for it, and no dict is built.
+            client = request.get("client")
+            fields = len(request)
+            if client is not None and fields == 4:
+                writer = access.with_client
+                write = writer.info if status < 400 else writer.warning if status < 500 else writer.error
+                write(
+                    message,
+                    request["request_id"],
+                    method,
+                    path,
+                    client,
+                    status,
+                    duration_ms,
+                    size,
+                    user_agent,
+                    http_version,
+                )
+                return
+            if client is None and fields == 3:
+                writer = access.without_client
+                write = writer.info if status < 400 else writer.warning if status < 500 else writer.error
+                write(message, request["request_id"], method, path, status, duration_ms, size, user_agent, http_version)
+                return
         extra = access_fields(
             status=status,
             duration_ms=duration_ms,

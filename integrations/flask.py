@@ -185,8 +185,7 @@ def _access_line(state: _Request) -> None:
     environ = state.environ
     app.options.write_access_line(  # (by position: this runs for every request)
         app.access_writer,
-        state.fields["method"],
-        state.fields["path"],
+        state.fields,
         state.status or 500,
         # Microseconds, as milliseconds: integer arithmetic is far cheaper than round().
         (perf_counter_ns() - state.start) // 1000 / 1000,

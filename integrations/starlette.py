@@ -244,8 +244,10 @@ class _Exchange:
             self.status = message["status"]
             key = self.id_header[0]
             headers = []
-            for header in message.get("headers") or ():  # (a loop: a comprehension is a call)
-                if header[0].lower() != key:
+            # The app's own request-id header gives way to ours. (ASGI response header
+            # names are lower-case; a loop, as a comprehension is a call.)
+            for header in message.get("headers") or ():
+                if header[0] != key:
                     headers.append(header)
             headers.append(self.id_header)
             message["headers"] = headers
@@ -264,8 +266,7 @@ class _Exchange:
             mw = self.mw
             mw.options.write_access_line(  # (by position: this runs for every request)
                 mw.access_writer,
-                fields["method"],
-                fields["path"],
+                fields,
                 self.status,
                 # Microseconds, as milliseconds: integer arithmetic is far cheaper than round().
                 (perf_counter_ns() - self.start) // 1000 / 1000,

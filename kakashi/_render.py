@@ -435,14 +435,17 @@ def emit_fixed(msg, /, {params}):
             extra = bound_text
         else:
             ctx_names = ctx.fields.keys()
-            if not ctx_names.isdisjoint(name_set) or (bound_keys and not ctx_names.isdisjoint(bound_keys)):
+            if ctx_names.isdisjoint(name_set) and (not bound_keys or ctx_names.isdisjoint(bound_keys)):
+                extra = ctx.rendered.get(name)
+                if extra is None:
+                    extra = ctx.rendered[name] = spec.fields(ctx.fields, limit)
+                if bound_text:
+                    extra += bound_text
+            elif ctx_names <= name_set:  # the call gives every context field again: it wins
+                extra = bound_text
+            else:
                 emit(msg, **dict(zip(names, ({params},))))
                 return
-            extra = ctx.rendered.get(name)
-            if extra is None:
-                extra = ctx.rendered[name] = spec.fields(ctx.fields, limit)
-            if bound_text:
-                extra += bound_text
         if trace is not None:
             ids = trace()
             if ids is not None:

@@ -157,3 +157,21 @@ def test_a_message_is_not_percent_formatted(log_path: Path) -> None:
     kakashi.get_logger("pct").prepare("n").info("100%s done", 1)
     kakashi.flush()
     assert read_lines(log_path)[0].endswith("pct: 100%s done n=1")
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_a_context_the_call_gives_again_is_not_written_twice(fmt: str) -> None:
+    # An access line gives the request's fields itself: the request context (the same
+    # names) is wholly shadowed, and anything else in it is still written.
+    got: list[str] = []
+    kakashi.configure(sink=got.append, format=fmt)
+    log = kakashi.get_logger("shadow")
+    names = ("request_id", "path", "status")
+    with kakashi.context(request_id="r1", path="/a"):
+        both(log, names, ("r1", "/a", 200))
+        with kakashi.context(user="bob"):
+            both(log, names, ("r1", "/a", 200))
+    kakashi.flush()
+    pairs = masked_pairs("".join(got).splitlines())
+    assert [a == b for a, b in pairs] == [True, True]
+    assert pairs[0][0].count("r1") == 1 and "bob" in pairs[1][0]

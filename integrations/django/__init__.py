@@ -275,8 +275,7 @@ class _Exchange:
             fields = self.fields
             self.mw.options.write_access_line(
                 self.mw.access_writer,
-                method=fields["method"],
-                path=fields["path"],
+                fields,
                 status=self.status,
                 # Microseconds, as milliseconds: integer arithmetic is far cheaper than round().
                 duration_ms=(time.perf_counter_ns() - self.start) // 1000 / 1000,

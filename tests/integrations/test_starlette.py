@@ -385,3 +385,17 @@ def test_r25_uvicorn_under_load_then_sigterm_loses_nothing(tmp_path: Path) -> No
     messages = [r["message"] for r in recs]
     assert "shop starting" in messages and "shop stopping" in messages
     assert any(m.startswith("Finished server process") for m in messages)  # uvicorn's last line
+
+
+def test_an_apps_own_request_id_header_gives_way_to_the_middlewares(records: Any) -> None:
+    async def own(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("own", headers={"X-Request-ID": "set-by-the-app", "X-Other": "kept"})
+
+    app = Starlette(routes=[Route("/own", own)])
+    app.add_middleware(KakashiMiddleware)
+    with TestClient(app) as client:
+        response = client.get("/own", headers={"X-Request-ID": "from-client"})
+    assert response.headers.get_list("x-request-id") == ["from-client"]
+    assert response.headers["x-other"] == "kept"
+    (line,) = access(records())
+    assert line["request_id"] == "from-client"
