@@ -32,6 +32,8 @@ CONFIG = {
     "KAKASHI_TRUSTED_PROXIES": ("trusted_proxies", ()),
     "KAKASHI_HEADERS": ("headers", ()),
     "KAKASHI_ACCESS_LOGGER": ("logger", "kakashi.access"),
+    "KAKASHI_STATUS_LEVELS": ("status_levels", None),
+    "KAKASHI_REQUEST_FIELDS": ("request_fields", None),
 }
 
 
@@ -70,6 +72,12 @@ class _State:
             fields: dict[str, Any] = {"request_id": request_id, "method": req.method, "path": path}
             if client:
                 fields["client"] = client
+            if options.request_fields is not None:
+                try:
+                    extra = options.request_fields(req)
+                    fields.update({key: value for key, value in extra.items() if isinstance(key, str)})
+                except Exception as exc:  # noqa: BLE001 - R23: the request goes on without them
+                    self.errors.warning("request_fields failed", error=f"{type(exc).__name__}: {exc}")
             state = _Request(self, environ, fields, replaced)
             state.token = kakashi.push_context(fields)
             setattr(g._get_current_object(), _STATE, state)
@@ -146,8 +154,10 @@ class Kakashi:
 
     Options come from ``app.config`` (``KAKASHI_REQUEST_ID_HEADER``, ``KAKASHI_SKIP_PATHS``,
     ``KAKASHI_LOG_QUERY``, ``KAKASHI_TRUSTED_PROXIES``, ``KAKASHI_HEADERS``,
-    ``KAKASHI_ACCESS_LOGGER``, and ``KAKASHI_CAPTURE_STDLIB``, default True: Flask's
-    ``app.logger`` and werkzeug's logger come out through kakashi).
+    ``KAKASHI_ACCESS_LOGGER``, ``KAKASHI_STATUS_LEVELS`` (status code to level name),
+    ``KAKASHI_REQUEST_FIELDS`` (the request to extra context fields), and
+    ``KAKASHI_CAPTURE_STDLIB``, default True: Flask's ``app.logger`` and werkzeug's logger
+    come out through kakashi).
     """
 
     def __init__(self, app: Flask | None = None) -> None:

@@ -297,3 +297,26 @@ def test_r25_gunicorn_two_workers_then_sigterm(tmp_path: Path, preload: bool) ->
     assert len(imported) == (1 if preload else 2)  # the master's import-time line exactly once
     exiting = [r for r in recs if r["message"] == "worker exiting"]
     assert len(exiting) == 2
+
+
+def test_status_levels_and_request_fields_from_the_config(records: Any) -> None:
+    def fields(req: Any) -> dict[str, Any]:
+        if req.path == "/forbidden":
+            raise LookupError("no tenant")
+        return {"tenant": req.headers.get("X-Tenant", "-"), 7: "not a name"}
+
+    app = make_app(
+        KAKASHI_STATUS_LEVELS=lambda status: "CRITICAL" if status == 403 else "DEBUG",
+        KAKASHI_REQUEST_FIELDS=fields,
+    )
+    client = app.test_client()
+    assert client.get("/hello", headers={"X-Tenant": "acme"}).status_code == 200
+    assert client.get("/forbidden").status_code == 403  # request_fields failed: the request goes on
+    recs = records()
+    view = next(r for r in recs if r["message"] == "in view")
+    assert view["tenant"] == "acme" and 7 not in view
+    first, second = access(recs)
+    assert (first["level"], first["tenant"], first["status"]) == ("DEBUG", "acme", 200)
+    assert (second["level"], second["status"]) == ("CRITICAL", 403) and "tenant" not in second
+    (warning,) = [r for r in recs if r["message"] == "request_fields failed"]
+    assert warning["error"] == "LookupError: no tenant" and warning["level"] == "WARNING"
