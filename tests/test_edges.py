@@ -41,11 +41,14 @@ def test_r4_exit_writes_every_line_once(log_path: Path, ending: str, code: str) 
     proc = run_python(
         prelude(log_path)
         + f"""
+logging_started = threading.Event()
+
 def daemon():
     i = 0
     while True:
         log.info("daemon", t=1, i=i)
         i += 1
+        logging_started.set()
         if i % 1000 == 0:
             time.sleep(0.001)
 
@@ -54,6 +57,9 @@ def worker():
         log.info("worker", t=2, i=i)
 
 threading.Thread(target=daemon, daemon=True).start()
+# (On a busy machine the daemon can stay without the GIL until the program ends, and then
+# have no lines to lose: make sure it is logging first.)
+logging_started.wait(10)
 w = threading.Thread(target=worker)
 w.start(); w.join()
 for i in range(250):
