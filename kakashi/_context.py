@@ -107,10 +107,10 @@ def push_context(fields: Mapping[str, Any]) -> Token[Context | None]:
             kakashi.reset_context(token)
     """
     old = _var.get()
-    try:
-        "".join(fields.values())  # all str, as a web adapter's are: nothing to capture
-    except TypeError:
-        fields = freeze(dict(fields), _LIMIT)
+    for value in fields.values():  # (str first: a web adapter's fields are)
+        if value.__class__ is not str and value.__class__ not in IMMUTABLE:
+            fields = freeze(dict(fields), _LIMIT)
+            break
     ctx = _new(Context)
     ctx.fields, ctx.rendered = {**old.fields, **fields} if old is not None else {**fields}, {}
     return _var.set(ctx)

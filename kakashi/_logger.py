@@ -93,7 +93,9 @@ class Logger:
                 error(msg, *args, exc_info=exc_info, **fields)
 
             self.exception = exception
-        for prepared in list(self._prepared):
+        with _prepared_lock:
+            prepared_now = list(self._prepared)
+        for prepared in prepared_now:
             prepared._build(config)
 
     # ------------------------------------------------------------ public API
@@ -182,14 +184,17 @@ class Logger:
         exactly what ``logger.info(msg, **dict(zip(names, values)))`` would, at a lower
         cost per call. The message is not %-formatted and takes no ``exc_info``. The
         methods follow the logger's level and :func:`kakashi.configure`, as the logger's
-        own do; a wrong number of values raises ``TypeError``.
+        own do; a wrong number of values raises ``TypeError`` (also at a disabled level).
 
         Raises:
             TypeError: a name that is not a str.
+            ValueError: the name ``exc_info`` (the traceback argument, never a field).
         """
         for key in names:
             if not isinstance(key, str):
                 raise TypeError(f"field names must be str, not {type(key).__name__}")
+            if key == "exc_info":
+                raise ValueError("exc_info is the traceback argument, not a field name")
         return Prepared(self, names)
 
     def bind(self, **fields: Any) -> Logger:
@@ -215,19 +220,40 @@ class Prepared:
     def __init__(self, logger: Logger, names: tuple[str, ...]) -> None:
         self.logger = logger
         self.names = names
-        self._build(_config.current())
-        logger._prepared.add(self)
+        # Registered first, so a configure() from another thread from now on rebuilds it;
+        # built again if one came between reading the configuration and the end of the build.
+        with _prepared_lock:
+            logger._prepared.add(self)
+        config = _config.current()
+        self._build(config)
+        while _config.current() is not config:
+            config = _config.current()
+            self._build(config)
 
     def _build(self, config: _config.Config) -> None:
         logger = self.logger
         level = logger.level_for(config)
+        names = self.names
         for attr, num in _METHODS:
-            setattr(self, attr, _DISABLED if num < level else logger._method(config, num, self.names))
+            method = _DISABLED if num < level else logger._method(config, num, names)
+            setattr(self, attr, _off(len(names)) if method is _DISABLED else method)
 
     def __repr__(self) -> str:
         return f"<kakashi.Prepared {self.logger.name!r} {self.names}>"
 
 
+def _off(count: int) -> Callable[..., None]:
+    """A disabled prepared method: logs nothing, but refuses a wrong number of values, as
+    the enabled one would (a mistake shows before the level is turned on in production)."""
+
+    def off(msg: object, /, *values: Any) -> None:
+        if len(values) != count:
+            raise TypeError(f"expected {count} values, got {len(values)}")
+
+    return off
+
+
+_prepared_lock = threading.Lock()  # Logger._prepared: added to and listed from any thread
 _all_views: weakref.WeakSet[Logger] = weakref.WeakSet()
 _cache: dict[str, Logger] = {}
 _cache_lock = threading.Lock()

@@ -369,7 +369,12 @@ def _emitter(
 
     if fixed is None:
         return emit
-    if len(set(fixed)) != len(fixed) or not bound_keys.isdisjoint(fixed) or any(is_redacted(k) for k in fixed):
+    if (
+        not fixed
+        or len(set(fixed)) != len(fixed)
+        or not bound_keys.isdisjoint(fixed)
+        or any(is_redacted(k) for k in fixed)
+    ):
         return by_name(emit, fixed)
     env = {
         "emit": emit,
@@ -414,7 +419,7 @@ def _emitter(
 # What it leaves out (a name shadowed by the context, an int too long to print) it hands
 # to ``emit``, so the two always write the same line.
 _FIXED_TEMPLATE = """
-def emit_fixed(msg, /, {params}):
+def emit_fixed(msg, {params}, /):
     try:
         now = clock()
         stamp = ms_cell[0]

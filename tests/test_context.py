@@ -155,3 +155,19 @@ def test_reset_context_refuses_a_token_from_another_task() -> None:
             await asyncio.get_running_loop().create_task(reset())
 
     asyncio.run(elsewhere())
+
+
+def test_push_context_captures_str_subclasses_too(log_path: Path) -> None:
+    class Lazy(str):
+        value = "alice"
+
+        def __str__(self) -> str:
+            return self.value
+
+    kakashi.configure(sink=log_path, format="json")
+    user = Lazy("")
+    token = kakashi.push_context({"user": user})
+    Lazy.value = "mallory"
+    kakashi.get_logger("lazy").info("x")
+    kakashi.reset_context(token)
+    assert records(log_path)[0]["user"] == "alice"  # captured when pushed

@@ -175,3 +175,73 @@ def test_a_context_the_call_gives_again_is_not_written_twice(fmt: str) -> None:
     pairs = masked_pairs("".join(got).splitlines())
     assert [a == b for a, b in pairs] == [True, True]
     assert pairs[0][0].count("r1") == 1 and "bob" in pairs[1][0]
+
+
+def test_no_names_and_exc_info() -> None:
+    got: list[str] = []
+    kakashi.configure(sink=got.append, format="text")
+    log = kakashi.get_logger("edge")
+    log.prepare().info("just a message")
+    kakashi.configure(sinks=[got.append, got.append], format="text")
+    log.prepare().info("to two sinks")
+    kakashi.configure(sink=got.append, format="text")  # rebuilds both: must not fail
+    kakashi.flush()
+    assert [line.split(": ", 1)[1] for line in "".join(got).splitlines()] == [
+        "just a message",
+        "to two sinks",
+        "to two sinks",
+    ]
+    with pytest.raises(ValueError, match="exc_info is the traceback argument"):
+        log.prepare("exc_info", "user")
+
+
+def test_a_wrong_number_of_values_is_refused_at_every_level() -> None:
+    kakashi.configure(sinks=[{"sink": lambda data: None, "level": "ERROR"}], level="INFO")
+    prepared = kakashi.get_logger("arity").prepare("a", "b")
+    with pytest.raises(TypeError, match="expected 2 values, got 1"):
+        prepared.debug("m", 1)  # below the level
+    with pytest.raises(TypeError, match="expected 2 values, got 3"):
+        prepared.info("m", 1, 2, 3)  # no sink takes INFO
+    with pytest.raises(TypeError):
+        prepared.error("m", 1)
+    with pytest.raises(TypeError):
+        prepared.error("m", v0=1, v1=2)  # type: ignore[call-arg]
+
+
+def test_prepare_and_configure_from_several_threads() -> None:
+    # configure() rebuilds every Prepared while other threads make new ones: it must not
+    # fail, and each Prepared must end up writing where the last configure() points.
+    import sys
+    import threading
+    import time
+
+    old: list[str] = []
+    new: list[str] = []
+    kakashi.configure(sink=old.append, batch_size=1)
+    log = kakashi.get_logger("race")
+    made: list[kakashi.Prepared] = []
+    stop = threading.Event()
+
+    def make() -> None:
+        while not stop.is_set():
+            made.append(log.prepare("a", "b"))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    threads = [threading.Thread(target=make) for _ in range(2)]
+    try:
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            kakashi.configure(sink=old.append, batch_size=1)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        sys.setswitchinterval(interval)
+    kakashi.configure(sink=new.append, batch_size=1)
+    old.clear()
+    for prepared in made:
+        prepared.info("m", 1, 2)
+    assert len(made) > 100 and len(new) == len(made) and old == []
