@@ -139,6 +139,10 @@ class Options:
         object.__setattr__(self, "headers", tuple(h.lower() for h in self.headers))
         if not isinstance(self.request_id_header, str) or not self.request_id_header.strip():
             raise ValueError(f"request_id_header must be a header name, got {self.request_id_header!r}")
+        for name, what in (("status_levels", "status code to level name"), ("request_fields", "request to fields")):
+            value = getattr(self, name)
+            if value is not None and not callable(value):
+                raise TypeError(f"{name} must be a function from {what}, not {type(value).__name__}")
         networks = []
         for proxy in self.trusted_proxies:
             try:
@@ -210,15 +214,19 @@ class Options:
         replaced_id: bool,
         headers: Callable[[], Mapping[str, str]] | None = None,
         user_id: Any = None,
+        context_as_opened: bool = True,
     ) -> None:
         """Write the access line (``"GET /path 200"`` with the access fields) at the level
         for ``status``. ``request`` holds the request's fields (``request_id``, ``method``,
         ``path``, ``client`` if known, and any others), the ones in the request context.
         ``headers`` gives the request's headers by lower-case name, asked for only when
-        extra headers are configured; ``user_id`` is added when not None."""
+        extra headers are configured; ``user_id`` is added when not None.
+        ``context_as_opened``: the current context is still the one the adapter opened
+        with ``request`` (the app bound nothing since), so the line may give the request's
+        fields itself; otherwise they come from the context, as the app left it."""
         method, path = request["method"], request["path"]
         message = f"{method} {path} {status}"
-        if self._plain and not replaced_id and user_id is None:
+        if self._plain and not replaced_id and user_id is None and context_as_opened:
             # The usual case: the request's own fields given with the line, so the request
             # context (which has nothing else) is not rendered for it, and no dict is built.
             client = request.get("client")

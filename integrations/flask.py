@@ -79,7 +79,8 @@ class _State:
                 except Exception as exc:  # noqa: BLE001 - R23: the request goes on without them
                     self.errors.warning("request_fields failed", error=f"{type(exc).__name__}: {exc}")
             state = _Request(self, environ, fields, replaced)
-            state.token = kakashi.push_context(fields)
+            state.token = token = kakashi.push_context(fields)
+            state.opened = token.var.get()  # the context as opened (see _access_line)
             setattr(g._get_current_object(), _STATE, state)
         except Exception:  # noqa: BLE001 - R23: logging trouble never changes the response
             pass
@@ -137,13 +138,14 @@ def _environ_key(header: str) -> str:
 class _Request:
     """What the extension keeps about the request in flight (on ``g``)."""
 
-    __slots__ = ("app", "environ", "fields", "logged", "replaced", "size", "start", "status", "token")
+    __slots__ = ("app", "environ", "fields", "logged", "opened", "replaced", "size", "start", "status", "token")
 
     def __init__(self, app: _State, environ: dict[str, Any], fields: dict[str, Any], replaced: bool) -> None:
         self.start = perf_counter_ns()
         self.app = app  # kept: a streamed response ends outside the app context
         self.environ, self.fields, self.replaced = environ, fields, replaced
         self.token: Any = None
+        self.opened: Any = None
         self.status: int | None = None
         self.size: int | None = None
         self.logged = False
@@ -204,6 +206,10 @@ def _access_line(state: _Request) -> None:
         environ.get("SERVER_PROTOCOL", "HTTP/1.1").removeprefix("HTTP/"),
         state.replaced,
         (lambda: {name: environ[key] for name, key in app.header_keys if key in environ}) if app.header_keys else None,
+        None,
+        # The request's fields go with the line unless the context is no longer the one
+        # opened for the request (the app bound another request_id, or a streamed body).
+        state.token is not None and state.token.var.get() is state.opened,
     )
 
 

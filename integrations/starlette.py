@@ -78,7 +78,8 @@ class KakashiMiddleware:
         except Exception:  # noqa: BLE001 - R23: a request we cannot describe still runs
             await self.app(scope, receive, send)
             return
-        token = kakashi.push_context(exchange.fields)
+        exchange.token = token = kakashi.push_context(exchange.fields)
+        exchange.opened = token.var.get()  # the context as opened (see access_line)
         try:
             await self.app(scope, receive, exchange.send)
         except Exception as exc:
@@ -181,21 +182,25 @@ class _Exchange:
         "id_header",
         "logged",
         "mw",
+        "opened",
         "raw_send",
         "replaced",
         "scope",
         "size",
         "start",
         "status",
+        "token",
     )
 
     def __init__(self, mw: KakashiMiddleware, scope: Scope, send: Send) -> None:
         self.start = perf_counter_ns()
         self.mw, self.scope, self.raw_send = mw, scope, send
-        raw = scope["headers"]
+        raw = scope.get("headers") or ()
+        if raw.__class__ is not list:  # any iterable of pairs: read it once
+            raw = list(raw)
         # The request's headers by name; the first of repeated ones counts (dict() keeps
         # the last, hence reversed: one C call rather than a loop over every header).
-        headers: dict[bytes, bytes] = dict(reversed(raw)) if raw.__class__ is list else _first_headers(raw)
+        headers: dict[bytes, bytes] = dict(reversed(raw))
         incoming = headers.get(mw._header)
         if incoming is None:
             request_id, self.replaced = new_request_id(), False
@@ -227,6 +232,8 @@ class _Exchange:
         self.headers, self.fields = headers, fields
         self.id_header = (mw._header, request_id.encode("latin-1"))
         self.status = self.size = 0  # status 0: no response started yet
+        self.token: Any = None  # set once the request context is opened
+        self.opened: Any = None
 
     @property
     def started(self) -> bool:
@@ -243,11 +250,12 @@ class _Exchange:
         elif kind == "http.response.start":
             self.status = message["status"]
             key = self.id_header[0]
+            size = len(key)
             headers = []
-            # The app's own request-id header gives way to ours. (ASGI response header
-            # names are lower-case; a loop, as a comprehension is a call.)
+            # The app's own request-id header, in any case, gives way to ours. (Names are
+            # lowered only when their length matches; a loop, as a comprehension is a call.)
             for header in message.get("headers") or ():
-                if header[0] != key:
+                if len(header[0]) != size or header[0].lower() != key:
                     headers.append(header)
             headers.append(self.id_header)
             message["headers"] = headers
@@ -275,17 +283,13 @@ class _Exchange:
                 self.scope.get("http_version", "1.1"),
                 self.replaced,
                 self._header_values if mw.options.headers else None,
+                None,
+                # The request's fields go with the line unless the app changed the context
+                # (say, bound another request_id): then the line takes them from it.
+                self.token is not None and self.token.var.get() is self.opened,
             )
         except Exception:  # noqa: BLE001 - R23: logging trouble never changes the response
             pass
-
-
-def _first_headers(raw: Any) -> dict[bytes, bytes]:
-    """Headers by name from any iterable of pairs, the first of repeated ones counting."""
-    headers: dict[bytes, bytes] = {}
-    for name, value in raw:
-        headers.setdefault(name, value)
-    return headers
 
 
 def _flush_before_shutdown_complete(send: Send) -> Send:

@@ -285,6 +285,8 @@ class _Exchange:
                 replaced_id=self.replaced,
                 headers=lambda: self.headers,
                 user_id=self.user_id,
+                # (the request's fields from the context, as the view left it)
+                context_as_opened=False,
             )
         except Exception:  # noqa: BLE001 - R23
             pass

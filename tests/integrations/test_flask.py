@@ -320,3 +320,25 @@ def test_status_levels_and_request_fields_from_the_config(records: Any) -> None:
     assert (second["level"], second["status"]) == ("CRITICAL", 403) and "tenant" not in second
     (warning,) = [r for r in recs if r["message"] == "request_fields failed"]
     assert warning["error"] == "LookupError: no tenant" and warning["level"] == "WARNING"
+
+
+def test_a_request_id_the_app_binds_is_the_access_lines_too(records: Any) -> None:
+    app = make_app()
+
+    @app.get("/adopt")
+    def adopt() -> str:
+        kakashi.bind_context(request_id="upstream-trace-7")
+        return "ok"
+
+    client = app.test_client()
+    client.get("/adopt")
+    plain = client.get("/hello").headers["X-Request-ID"]
+    adopted, other = access(records())
+    assert adopted["request_id"] == "upstream-trace-7" and other["request_id"] == plain
+
+
+def test_options_that_are_not_functions_are_refused_at_init() -> None:
+    with pytest.raises(TypeError, match="status_levels must be a function from status code to level name, not str"):
+        make_app(KAKASHI_STATUS_LEVELS="myapp.levels")
+    with pytest.raises(TypeError, match="request_fields must be a function from request to fields, not dict"):
+        make_app(KAKASHI_REQUEST_FIELDS={"tenant": "x"})

@@ -399,3 +399,52 @@ def test_an_apps_own_request_id_header_gives_way_to_the_middlewares(records: Any
     assert response.headers["x-other"] == "kept"
     (line,) = access(records())
     assert line["request_id"] == "from-client"
+
+
+def test_a_request_id_the_app_binds_is_the_access_lines_too(records: Any) -> None:
+    async def adopt(request: Request) -> PlainTextResponse:
+        kakashi.bind_context(request_id="upstream-trace-7", user="bob")
+        log.info("adopted")
+        return PlainTextResponse("ok")
+
+    app = Starlette(routes=[Route("/adopt", adopt), Route("/hello", hello)])
+    app.add_middleware(KakashiMiddleware)
+    with TestClient(app) as client:
+        client.get("/adopt")
+        plain = client.get("/hello").headers["x-request-id"]
+    recs = records()
+    adopted, other = access(recs)
+    assert next(r for r in recs if r["message"] == "adopted")["request_id"] == "upstream-trace-7"
+    assert (adopted["request_id"], adopted["user"]) == ("upstream-trace-7", "bob")
+    assert other["request_id"] == plain and "user" not in other
+
+
+def test_unusual_header_containers_and_header_case() -> None:
+    got: list[str] = []
+    kakashi.configure(sink=got.append, format="json")
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"X-Request-ID", b"app-id")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    mw = KakashiMiddleware(app, trusted_proxies=["10.0.0.0/8"])
+    scope = {"type": "http", "method": "GET", "path": "/p", "client": ("10.0.0.1", 1), "http_version": "1.1"}
+    hops = [(b"x-forwarded-for", b"203.0.113.7"), (b"user-agent", b"ua")]
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    asyncio.run(mw(scope, receive, send))  # no "headers" key at all
+    asyncio.run(mw({**scope, "headers": (pair for pair in hops)}, receive, send))  # a one-shot iterable
+    kakashi.flush()
+    first, second = (json.loads(line) for line in "".join(got).splitlines())
+    assert first["client"] == "10.0.0.1" and first["user_agent"] is None
+    assert second["client"] == "203.0.113.7" and second["user_agent"] == "ua"
+    # The app's own X-Request-ID (not lower-case, against the ASGI rule) gives way to ours.
+    for start in (sent[0], sent[2]):
+        ids = [value for name, value in start["headers"] if name.lower() == b"x-request-id"]
+        assert len(ids) == 1 and ids[0] != b"app-id"
