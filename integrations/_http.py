@@ -179,6 +179,19 @@ class Options:
             client = address
         return client
 
+    def extra_fields(self, request: Any, errors: kakashi.Logger) -> dict[str, Any]:
+        """What ``request_fields`` gives for ``request`` (the framework's request, or the
+        ASGI scope), its str keys only. If it raises (or gives no mapping), a warning on
+        ``errors`` says so and there are no extra fields: the request goes on (R23)."""
+        if self.request_fields is None:
+            return {}
+        try:
+            extra = self.request_fields(request)
+            return {key: value for key, value in extra.items() if isinstance(key, str)}
+        except Exception as exc:  # noqa: BLE001 - never changes the response
+            errors.warning("request_fields failed", error=f"{type(exc).__name__}: {exc}")
+            return {}
+
     def level_for(self, status: int) -> str:
         """The level name of the access line for ``status``."""
         if self.status_levels is not None:

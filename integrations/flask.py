@@ -73,11 +73,7 @@ class _State:
             if client:
                 fields["client"] = client
             if options.request_fields is not None:
-                try:
-                    extra = options.request_fields(req)
-                    fields.update({key: value for key, value in extra.items() if isinstance(key, str)})
-                except Exception as exc:  # noqa: BLE001 - R23: the request goes on without them
-                    self.errors.warning("request_fields failed", error=f"{type(exc).__name__}: {exc}")
+                fields.update(options.extra_fields(req, self.errors))
             state = _Request(self, environ, fields, replaced)
             state.token = token = kakashi.push_context(fields)
             state.opened = token.var.get()  # the context as opened (see _access_line)

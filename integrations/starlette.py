@@ -224,11 +224,7 @@ class _Exchange:
         if client:
             fields["client"] = client
         if options.request_fields is not None:
-            try:
-                extra = options.request_fields(scope)
-                fields.update({key: value for key, value in extra.items() if isinstance(key, str)})
-            except Exception as exc:  # noqa: BLE001 - R23: never changes the response
-                mw.errors.warning("request_fields failed", error=f"{type(exc).__name__}: {exc}")
+            fields.update(options.extra_fields(scope, mw.errors))
         self.headers, self.fields = headers, fields
         self.id_header = (mw._header, request_id.encode("latin-1"))
         self.status = self.size = 0  # status 0: no response started yet

@@ -79,16 +79,7 @@ class context:  # noqa: N801 - used like a function: ``with kakashi.context(...)
         self._fields = fields
 
     def __enter__(self) -> None:
-        old = _var.get()
-        fields = self._fields
-        for value in fields.values():  # freeze() only when a value could change later
-            if value.__class__ not in IMMUTABLE:
-                fields = freeze(fields, _LIMIT)
-                break
-        # (new_context, inline: one per request in the web adapters)
-        ctx = _new(Context)
-        ctx.fields, ctx.rendered = {**old.fields, **fields} if old is not None else fields, {}
-        self._token = _var.set(ctx)
+        self._token = push_context(self._fields)
 
     def __exit__(self, *exc: object) -> None:
         _var.reset(self._token)
@@ -105,7 +96,12 @@ def push_context(fields: Mapping[str, Any]) -> Token[Context | None]:
             handle(request)
         finally:
             kakashi.reset_context(token)
+
+    Raises:
+        TypeError: ``fields`` is not a mapping.
     """
+    if fields.__class__ is not dict and not isinstance(fields, Mapping):
+        raise TypeError(f"push_context takes a mapping of field names to values, not {type(fields).__name__}")
     old = _var.get()
     for value in fields.values():  # (str first: a web adapter's fields are)
         if value.__class__ is not str and value.__class__ not in IMMUTABLE:

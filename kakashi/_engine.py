@@ -150,24 +150,7 @@ def flush_batch(batch: Batch, wait: bool = True) -> None:
             del lines[:count]
         else:
             return
-        route = batch.route
-        sink = route.sink
-        if route.pending or route.lost_unannounced or _dropped_inside[0] or not sink.lock.acquire(False):
-            write_lines(route, data, count, wait)
-            return
-        # (write_lines' common case, inline: nobody else writing, no notices owed)
-        try:
-            try:
-                sink.write(data)
-                route.written += count  # under the sink lock
-            except Exception as exc:  # noqa: BLE001 - P5: never into the caller
-                _write_failed(route, exc, count)
-            while route.pending:  # left meanwhile by threads that did not wait
-                _write_pending(route)
-        finally:
-            sink.lock.release()
-        if route.pending:
-            _drain(route, False)
+        write_lines(batch.route, data, count, wait)
     finally:
         flushing.discard(ident)
         lock.release()
@@ -222,14 +205,6 @@ def write_lines(route: Route, data: str, count: int, wait: bool = True) -> None:
         wait = False  # lines added by threads that did not wait: loop to write them
     else:
         pending.append((data, count))
-    _drain(route, wait)
-
-
-def _drain(route: Route, wait: bool) -> None:
-    """Write what is pending for ``route``, unless (``wait`` False) another thread holds
-    the sink lock: that thread writes it before it lets go."""
-    pending, sink = route.pending, route.sink
-    lock = sink.lock
     while True:
         if not (lock.acquire(False) or (wait and lock.acquire(timeout=LOCK_TIMEOUT))):
             if wait:

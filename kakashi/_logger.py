@@ -20,7 +20,7 @@ from typing import Any
 from . import _config, _engine
 from ._async import async_queue, make_async_emitter
 from ._levels import CRITICAL, DEBUG, ERROR, INFO, WARNING, level_name, parse_level
-from ._render import by_name, internal_error, make_emitter
+from ._render import arity_error, by_name, internal_error, make_emitter
 
 # str.format of an empty string: accepts any positional and keyword arguments, formats
 # nothing, allocates nothing new (returns the interned ''). The cheapest no-op in CPython.
@@ -236,19 +236,20 @@ class Prepared:
         names = self.names
         for attr, num in _METHODS:
             method = _DISABLED if num < level else logger._method(config, num, names)
-            setattr(self, attr, _off(len(names)) if method is _DISABLED else method)
+            setattr(self, attr, _off(names) if method is _DISABLED else method)
 
     def __repr__(self) -> str:
         return f"<kakashi.Prepared {self.logger.name!r} {self.names}>"
 
 
-def _off(count: int) -> Callable[..., None]:
+def _off(names: tuple[str, ...]) -> Callable[..., None]:
     """A disabled prepared method: logs nothing, but refuses a wrong number of values, as
     the enabled one would (a mistake shows before the level is turned on in production)."""
+    count = len(names)
 
     def off(msg: object, /, *values: Any) -> None:
         if len(values) != count:
-            raise TypeError(f"expected {count} values, got {len(values)}")
+            raise arity_error(names, values)
 
     return off
 

@@ -509,13 +509,14 @@ def by_name(emit: Emit, names: tuple[str, ...]) -> Emit:
 
     def emit_by_name(msg: object, /, *vals: Any) -> None:
         if len(vals) != count:
-            raise _arity_error(names, vals)
+            raise arity_error(names, vals)
         emit(msg, **dict(zip(names, vals, strict=True)))
 
     return emit_by_name
 
 
-def _arity_error(names: tuple[str, ...], values: tuple[Any, ...]) -> TypeError:
+def arity_error(names: tuple[str, ...], values: tuple[Any, ...]) -> TypeError:
+    """The error for a prepared method given a wrong number of values."""
     return TypeError(f"expected {len(names)} values (for {', '.join(names)}), got {len(values)}")
 
 

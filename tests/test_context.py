@@ -171,3 +171,15 @@ def test_push_context_captures_str_subclasses_too(log_path: Path) -> None:
     kakashi.get_logger("lazy").info("x")
     kakashi.reset_context(token)
     assert records(log_path)[0]["user"] == "alice"  # captured when pushed
+
+
+def test_push_context_refuses_what_is_not_a_mapping_and_renders_any_key(log_path: Path) -> None:
+    with pytest.raises(TypeError, match="push_context takes a mapping of field names to values, not list"):
+        kakashi.push_context([("a", 1)])  # type: ignore[arg-type]
+    assert kakashi.get_context() == {}
+    kakashi.configure(sink=log_path, format="logfmt")
+    token = kakashi.push_context({7: "seven", "a b": "c"})  # type: ignore[dict-item]
+    kakashi.get_logger("keys").info("x")
+    kakashi.reset_context(token)
+    kakashi.flush()
+    assert read_lines(log_path)[0].endswith("message=x 7=seven a_b=c")

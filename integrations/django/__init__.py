@@ -229,11 +229,7 @@ class _Exchange:
         if client is not None:
             fields["client"] = client
         if options.request_fields is not None:
-            try:
-                extra = options.request_fields(request)
-                fields.update({key: value for key, value in extra.items() if isinstance(key, str)})
-            except Exception as exc:  # noqa: BLE001 - R23: never changes the response
-                mw.errors.warning("request_fields failed", error=f"{type(exc).__name__}: {exc}")
+            fields.update(options.extra_fields(request, mw.errors))
         self.fields = fields
         scope = request.__dict__.get("scope")  # an ASGIRequest carries its scope
         if scope is not None:
