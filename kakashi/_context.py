@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar, Token
 from typing import Any
 
-from ._values import IMMUTABLE, freeze
+from ._values import IMMUTABLE, freeze, safe_str
 
 
 class Context:
@@ -103,7 +103,11 @@ def push_context(fields: Mapping[str, Any]) -> Token[Context | None]:
     if fields.__class__ is not dict and not isinstance(fields, Mapping):
         raise TypeError(f"push_context takes a mapping of field names to values, not {type(fields).__name__}")
     old = _var.get()
-    for value in fields.values():  # (str first: a web adapter's fields are)
+    for key, value in fields.items():  # (str first: a web adapter's fields are)
+        if key.__class__ is not str:
+            # A name is its text (so 1 and "1" are one field, the later value kept).
+            fields = {safe_str(k, _LIMIT): v for k, v in fields.items()}
+            return push_context(fields)
         if value.__class__ is not str and value.__class__ not in IMMUTABLE:
             fields = freeze(dict(fields), _LIMIT)
             break

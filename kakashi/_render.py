@@ -20,13 +20,12 @@ from ._context import current as current_context
 from ._stats import counters, report
 from ._values import (
     REDACTED,
-    RESERVED_KEYS,
-    RESERVED_PREFIX,
     escape_text,
     format_message,
     is_redacted,
     json_str,
     json_value,
+    key_text,
     logfmt_str,
     logfmt_value,
     name_caches,
@@ -103,12 +102,6 @@ def describe_exception(exc_info: object) -> tuple[str, str, str] | None:
 # ---------------------------------------------------------------- field names
 
 _KEY_CACHE_LIMIT = 4096
-
-
-def _json_key_name(key: object) -> str:
-    """JSON keeps a field's name as given (escaped); only the record's own keys are renamed."""
-    text = safe_str(key, 128)
-    return RESERVED_PREFIX + text if text in RESERVED_KEYS else text
 
 
 def _key_renderer(
@@ -230,7 +223,7 @@ class _Spec:
         self.name, self.message, self.exception = name, message, exception
         self.str_value, self.value = str_value, value
         self.redacted = str_value(REDACTED, 64)
-        self.keys, self.key = _key_renderer(key, _json_key_name if name == "json" else sanitize_key)
+        self.keys, self.key = _key_renderer(key, key_text if name == "json" else sanitize_key)
         self.values: dict[str, str] = {}  # str value -> rendered, bounded (see _cached_str)
 
     def fields(self, fields: Mapping[str, Any], limit: int) -> str:

@@ -9,9 +9,11 @@ terminal escapes (P7).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
+import sys
 from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Any
@@ -28,6 +30,13 @@ _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 RESERVED_KEYS = frozenset({"timestamp", "level", "logger", "message", "exception"})
 RESERVED_PREFIX = "field_"
+# A field named like a record key gets the prefix; so does one that already looks like such
+# a renaming (``field_level``, ``field_field_level``), which keeps the renaming one-to-one:
+# ``level`` and ``field_level`` passed together stay two keys.
+_RENAMED = re.compile(f"(?:{RESERVED_PREFIX})*(?:{'|'.join(sorted(RESERVED_KEYS))})")
+# Field names longer than this are cut, and end with a digest of the whole name so that two
+# long names that differ only after the cut still differ.
+KEY_LIMIT = 128
 
 DEFAULT_MAX_LENGTH = 32768
 
@@ -126,13 +135,23 @@ def set_redacted(names: tuple[str, ...]) -> None:
             cache.clear()
 
 
-def sanitize_key(key: object) -> str:
-    """A field name that is safe in every format; reserved names get the ``field_`` prefix."""
-    text = safe_str(key, 128)
-    text = _KEY_BAD.sub("_", text) or "_"
-    if text in RESERVED_KEYS:
+def key_text(key: object) -> str:
+    """A field name as JSON writes it (before escaping): the name as given, a record key
+    renamed (see ``_RENAMED``), a very long name cut and marked with a digest. Different
+    names give different texts."""
+    text = key if key.__class__ is str else safe_str(key, sys.maxsize)
+    if len(text) > KEY_LIMIT:
+        digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=6).hexdigest()
+        text = f"{text[:KEY_LIMIT]}...[{len(text)} chars {digest}]"
+    if _RENAMED.fullmatch(text):
         text = RESERVED_PREFIX + text
     return text
+
+
+def sanitize_key(key: object) -> str:
+    """A field name that is safe in text and logfmt (characters outside a small set become
+    ``_``); record keys are renamed as in JSON."""
+    return _KEY_BAD.sub("_", key_text(key)) or "_"
 
 
 # ---------------------------------------------------------------- call-time snapshots

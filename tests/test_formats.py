@@ -245,3 +245,71 @@ def test_timestamps_are_utc_milliseconds_also_when_the_clock_steps_back() -> Non
     assert format_timestamp(1_795_000_000.123456) == "2026-11-18T11:06:40.123Z"
     assert format_timestamp(1_795_000_000.1239) == "2026-11-18T11:06:40.123Z"  # same ms: cached
     assert format_timestamp(50.25) == "1970-01-01T00:00:50.250Z"  # backwards: recomputed
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    assert len(keys) == len(set(keys)), f"duplicate keys: {keys}"
+    return dict(pairs)
+
+
+def test_a_renamed_record_key_never_meets_a_field_of_that_name(log_path: Path) -> None:
+    kakashi.configure(sink=log_path, format="json")
+    log = kakashi.get_logger("app")
+    log.info("m", level="a", field_level="b", field_field_level="c")
+    line = one_line(log_path)
+    record = json.loads(line, object_pairs_hook=_unique_keys)
+    assert (record["level"], record["field_level"]) == ("INFO", "a")
+    assert (record["field_field_level"], record["field_field_field_level"]) == ("b", "c")
+    assert "field_levels" not in line and "fieldlevel" not in line
+
+
+def test_long_field_names_that_differ_after_the_cut_stay_two_keys(log_path: Path) -> None:
+    kakashi.configure(sink=log_path, format="json")
+    long_a, long_b = "k" * 300 + "a", "k" * 300 + "b"
+    kakashi.get_logger("app").info("m", **{long_a: 1, long_b: 2})
+    record = json.loads(one_line(log_path), object_pairs_hook=_unique_keys)
+    cut = [key for key in record if key.startswith("kkk")]
+    assert len(cut) == 2 and all(len(key) < 200 and "301 chars" in key for key in cut)
+    assert sorted(record[key] for key in cut) == [1, 2]
+
+
+def test_a_non_str_context_name_is_its_text_and_one_field(log_path: Path) -> None:
+    kakashi.configure(sink=log_path, format="json")
+    with kakashi.context(**{"1": "outer"}):
+        token = kakashi.push_context({1: "inner"})
+        kakashi.get_logger("app").info("m", **{"2": "call"})
+        kakashi.reset_context(token)
+    record = json.loads(one_line(log_path), object_pairs_hook=_unique_keys)
+    assert (record["1"], record["2"]) == ("inner", "call")
+
+
+name_st = st.sampled_from(
+    ["level", "field_level", "field_field_level", "message", "field_message", "timestamp", "exception", "x", "1"]
+) | st.text(max_size=140)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    call=st.dictionaries(name_st, st.integers(), max_size=5),
+    bound=st.dictionaries(name_st, st.integers(), max_size=3),
+    ctx=st.dictionaries(name_st, st.integers(), max_size=3),
+)
+def test_every_json_key_is_unique_whatever_the_names(
+    call: dict[str, int], bound: dict[str, int], ctx: dict[str, int]
+) -> None:
+    got: list[str] = []
+    kakashi.configure(sink=got.append, format="json")
+    log = kakashi.get_logger("prop").bind(**bound)
+    token = kakashi.push_context(ctx)
+    try:
+        log.info("m", **call)
+        if call:
+            log.prepare(*call).info("m", *call.values())
+        kakashi.flush()
+    finally:
+        kakashi.reset_context(token)
+    for line in "".join(got).splitlines():
+        record = json.loads(line, object_pairs_hook=_unique_keys)
+        # every name given is there once: the record's four keys plus one per distinct name
+        assert len(record) == 4 + len({**ctx, **bound, **call})
