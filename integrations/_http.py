@@ -36,6 +36,10 @@ UUID4_SET = (0x4 << 76) | (0x2 << 62)
 _ID_BLOCK = 256
 _BLOCK_KEEP = sum(UUID4_KEEP << (128 * i) for i in range(_ID_BLOCK))
 _BLOCK_SET = sum(UUID4_SET << (128 * i) for i in range(_ID_BLOCK)) | 1 << (128 * _ID_BLOCK)
+# An address with a port: "[v6]:port" (or "[v6]"), "v4:port". Anything else must be a bare address.
+_WITH_PORT = re.compile(r"\[([^\]]*)\](?::[0-9]{1,5})?|([0-9.]+):[0-9]{1,5}")
+# An IPv6 scope id we keep (fe80::1%eth0): an interface name or number.
+_SCOPE_ID = re.compile(r"[A-Za-z0-9._-]{1,32}")
 _METHOD_NAMES = frozenset({"debug", "info", "warning", "error", "critical"})
 _EXCEPTION_MARK = "__kakashi_logged__"
 
@@ -81,15 +85,22 @@ if hasattr(os, "register_at_fork"):
 
 
 def _valid_ip(text: str) -> str | None:
-    text = text.strip()
-    if text.startswith("[") and "]" in text:  # [v6]:port
-        text = text[1 : text.index("]")]
-    elif text.count(":") == 1:  # v4:port
-        text = text.split(":", 1)[0]
+    """``text`` (an ``X-Forwarded-For`` entry, or the peer) as a normalised address, or None
+    when it is not exactly an address, with an optional port, and nothing else."""
+    text = text.strip(" \t")  # the list's own spaces (RFC 9110 OWS); nothing else is stripped
+    with_port = _WITH_PORT.fullmatch(text)
+    if with_port is not None:
+        text = with_port.group(1) or with_port.group(2)
     try:
-        return str(ipaddress.ip_address(text))
+        address = ipaddress.ip_address(text)
     except ValueError:
         return None
+    # ipaddress takes any text after an IPv6 "%" as the scope id (newlines, escapes, any
+    # length): it would come out in the client field as it came in.
+    scope = getattr(address, "scope_id", None)
+    if scope is not None and not _SCOPE_ID.fullmatch(scope):
+        return None
+    return str(address)
 
 
 def _in_networks(ip: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
