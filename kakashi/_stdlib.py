@@ -54,8 +54,9 @@ def capture_stdlib(level: int | str = "INFO", *, take_over: bool = True) -> Stdl
     Installs one :class:`StdlibHandler` on the root logger (calling this again reuses it)
     and lowers the root logger's level to ``level`` if it is higher. With ``take_over``
     (the default), handlers already on the root logger and on any other logger are removed
-    and those loggers propagate to the root, so nothing is written twice (uvicorn and
-    gunicorn set up their own handlers; this replaces them). Returns the handler; remove it
+    and every logger that had any propagates to the root, also when several loggers share
+    one handler list, so nothing is written twice and nothing is lost (uvicorn and gunicorn
+    set up their own handlers; this replaces them). Returns the handler; remove it
     with ``logging.getLogger().removeHandler(handler)``.
 
     Raises:
@@ -65,14 +66,24 @@ def capture_stdlib(level: int | str = "INFO", *, take_over: bool = True) -> Stdl
     root = logging.getLogger()
     handler = next((h for h in root.handlers if isinstance(h, StdlibHandler)), None) or StdlibHandler()
     if take_over:
+        # Which loggers have handlers is read before any is removed: loggers can share one
+        # handler list (gunicorn's uvicorn worker gives uvicorn.error the list object of
+        # gunicorn.error), so emptying one empties the others, which would then look as if
+        # they never had any and keep propagate=False: their records lost, or bare on stderr.
+        taken = [
+            existing
+            for existing in list(logging.Logger.manager.loggerDict.values())
+            if isinstance(existing, logging.Logger) and existing.handlers
+        ]
         for other in list(root.handlers):
             if other is not handler:
                 root.removeHandler(other)
-        for existing in list(logging.Logger.manager.loggerDict.values()):
-            if isinstance(existing, logging.Logger) and existing.handlers:
-                for other in list(existing.handlers):
-                    existing.removeHandler(other)
-                existing.propagate = True
+        for existing in taken:
+            for other in list(existing.handlers):
+                existing.removeHandler(other)
+            # A list of its own: a list shared with the root would get the root's handler.
+            existing.handlers = []
+            existing.propagate = True
     if handler not in root.handlers:
         root.addHandler(handler)
     if root.level > number or root.level == logging.NOTSET:

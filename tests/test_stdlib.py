@@ -59,6 +59,41 @@ def test_capture_lowers_the_root_level_and_takes_over_other_handlers(log_path: P
     assert [r["message"] for r in records(log_path)] == ["once"]
 
 
+@pytest.mark.parametrize("shared_with_root", [False, True])
+def test_loggers_sharing_one_handler_list_all_propagate_after_the_take_over(
+    log_path: Path, capfd: pytest.CaptureFixture[str], shared_with_root: bool
+) -> None:
+    # gunicorn's uvicorn worker gives uvicorn.error the very list object of gunicorn.error
+    # (and uvicorn.access that of gunicorn.access): emptying one logger's list empties the
+    # others', and every one of them had handlers, so every one must propagate afterwards.
+    kakashi.configure(sink=log_path, format="json")
+    first, second, third = (logging.getLogger(f"shared.{name}") for name in ("first", "second", "third"))
+    saved = [(lg, lg.handlers, lg.propagate) for lg in (first, second, third)]
+    root = logging.getLogger()
+    try:
+        shared = root.handlers if shared_with_root else []
+        shared.append(logging.StreamHandler())
+        first.handlers = second.handlers = third.handlers = shared
+        for lg in (first, second, third):
+            lg.propagate = False
+        handler = kakashi.capture_stdlib()
+        assert [(lg.handlers, lg.propagate) for lg in (first, second, third)] == [([], True)] * 3
+        assert root.handlers == [handler]
+        first.info("from the first")
+        second.info("from the second")
+        third.warning("from the third")
+        recs = records(log_path)
+        assert [(r["logger"], r["message"]) for r in recs] == [
+            ("shared.first", "from the first"),
+            ("shared.second", "from the second"),
+            ("shared.third", "from the third"),
+        ]
+        assert capfd.readouterr().err == ""  # nothing bare through logging.lastResort
+    finally:
+        for lg, handlers, propagate in saved:
+            lg.handlers, lg.propagate = handlers, propagate
+
+
 def test_handler_in_dictconfig(log_path: Path) -> None:
     kakashi.configure(sink=log_path, format="json")
     logging.config.dictConfig(

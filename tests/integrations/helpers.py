@@ -4,7 +4,10 @@ the real servers started on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -75,3 +78,43 @@ def wait_until_up(url: str, seconds: float = 30) -> None:
         except httpx.TransportError:
             assert time.monotonic() < deadline, f"nothing answered at {url}"
             time.sleep(0.1)
+
+
+def start_server(command: list[str], *, cwd: Path, env: dict[str, str], url: str) -> subprocess.Popen[str]:
+    """Start a server process (its stdout and stderr kept) and wait until ``url`` answers."""
+    server = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until_up(url)
+    except BaseException:
+        server.kill()
+        server.communicate()
+        raise
+    return server
+
+
+def stop_server(server: subprocess.Popen[str], seconds: float = 30) -> tuple[str, str]:
+    """SIGTERM the server, wait for it to end (killed after ``seconds``); its stdout and stderr."""
+    if server.poll() is None:
+        server.send_signal(signal.SIGTERM)
+    try:
+        return server.communicate(timeout=seconds)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+
+
+def wait_for_records(
+    path: Path, wanted: Callable[[dict[str, Any]], bool], count: int, seconds: float = 30
+) -> list[dict[str, Any]]:
+    """Poll the JSON lines another process writes to ``path`` until ``count`` of them are
+    ``wanted``, or fail after ``seconds``; those records."""
+    deadline = time.monotonic() + seconds
+    while True:
+        text = path.read_text("utf-8") if path.exists() else ""
+        # (only whole lines: the writer may be in the middle of a batch)
+        found = [r for r in map(json.loads, text[: text.rfind("\n") + 1].splitlines()) if wanted(r)]
+        if len(found) >= count:
+            return found
+        assert time.monotonic() < deadline, f"{len(found)} of {count} records in {path}"
+        time.sleep(0.05)

@@ -4,10 +4,12 @@ real uvicorn process (R21-R25)."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +20,16 @@ import pytest
 starlette = pytest.importorskip("starlette")
 httpx = pytest.importorskip("httpx")
 
-from helpers import access, call_asgi, free_port, records, wait_until_up  # noqa: E402, F401
+from helpers import (  # noqa: E402, F401
+    access,
+    call_asgi,
+    free_port,
+    records,
+    start_server,
+    stop_server,
+    wait_for_records,
+    wait_until_up,
+)
 from starlette.applications import Starlette  # noqa: E402
 from starlette.background import BackgroundTask  # noqa: E402
 from starlette.requests import Request  # noqa: E402
@@ -385,6 +396,81 @@ def test_r25_uvicorn_under_load_then_sigterm_loses_nothing(tmp_path: Path) -> No
     messages = [r["message"] for r in recs]
     assert "shop starting" in messages and "shop stopping" in messages
     assert any(m.startswith("Finished server process") for m in messages)  # uvicorn's last line
+
+
+# A line gunicorn's own handler wrote: "[2024-05-01 10:00:00 +0000] [123] [INFO] ...".
+GUNICORN_LINE = re.compile(r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] \[\d+\] \[[A-Z]+\] (\S.*)")
+# uvicorn's lines logged after the lifespan startup called capture_stdlib() (and then
+# "Finished server process [<pid>]").
+UVICORN_AFTER_STARTUP = frozenset(
+    {
+        "Application startup complete.",
+        "Invalid HTTP request received.",
+        "Shutting down",
+        "Waiting for application shutdown.",
+        "Application shutdown complete.",
+    }
+)
+
+
+def uvicorn_worker_class() -> str:
+    """uvicorn's gunicorn worker: the ``uvicorn-worker`` package's, else the one uvicorn
+    itself still ships (deprecated since uvicorn 0.30)."""
+    if importlib.util.find_spec("uvicorn_worker") is not None:
+        return "uvicorn_worker.UvicornWorker"
+    if importlib.util.find_spec("uvicorn.workers") is not None:
+        return "uvicorn.workers.UvicornWorker"
+    pytest.skip("no uvicorn worker for gunicorn: pip install uvicorn-worker")
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("access_logfile", [False, True])
+def test_gunicorn_with_uvicorn_workers_keeps_uvicorns_own_lines(tmp_path: Path, access_logfile: bool) -> None:
+    # gunicorn -k UvicornWorker gives uvicorn.error (and uvicorn.access) the very handler
+    # list of gunicorn.error (gunicorn.access); capture_stdlib() in the lifespan must still
+    # make every one of them propagate into kakashi.
+    for module in ("gunicorn", "uvicorn", "fastapi"):
+        pytest.importorskip(module)
+    log_file = tmp_path / "app.log"
+    port = free_port()
+    env = {**os.environ, "KAKASHI_EXAMPLE_LOG": str(log_file), "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "gunicorn", "-k", uvicorn_worker_class(), "-w", "2"]
+    command += ["-b", f"127.0.0.1:{port}", "--graceful-timeout", "10"]
+    command += ["--access-logfile", "-"] if access_logfile else []
+    base = f"http://127.0.0.1:{port}"
+    server = start_server([*command, "example_apps.fastapi_app:app"], cwd=ROOT, env=env, url=f"{base}/health")
+    try:
+        wait_for_records(log_file, lambda r: r["message"] == "shop starting", 2)  # both workers' lifespans
+        with httpx.Client(base_url=base, timeout=30) as client:
+            statuses = [client.get(f"/items/{i}", headers={"X-Request-ID": f"g-{i}"}).status_code for i in range(8)]
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:  # uvicorn warns about this one
+            raw.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+            while raw.recv(4096):
+                pass
+    finally:
+        out, err = stop_server(server)
+    assert statuses == [200] * 8
+    recs = [json.loads(line) for line in read_lines(log_file)]
+    uvicorn = [(r["level"], r["message"]) for r in recs if r["logger"] == "uvicorn.error"]
+    assert uvicorn.count(("INFO", "Application startup complete.")) == 2  # each worker's
+    assert uvicorn.count(("WARNING", "Invalid HTTP request received.")) == 1
+    assert sum(m.startswith("Finished server process") for _, m in uvicorn) == 2  # each worker's last line
+    uvicorn_access = [r["message"] for r in recs if r["logger"] == "uvicorn.access"]
+    if access_logfile:  # uvicorn's access lines go through gunicorn's access log: now kakashi's
+        for i in range(8):
+            assert sum(m.endswith(f'"GET /items/{i} HTTP/1.1" 200') for m in uvicorn_access) == 1, i
+        assert len([m for m in uvicorn_access if "/items/" in m]) == 8
+    else:  # gunicorn's default: no access log, and the take-over does not make one
+        assert uvicorn_access == []
+    assert sorted(r["request_id"] for r in recs if r["logger"] == "kakashi.access") == [f"g-{i}" for i in range(8)]
+    # Nothing of uvicorn's on stdout or bare on stderr (logging.lastResort): stderr holds only
+    # gunicorn's formatted lines (the master's, and the workers' before the take-over).
+    assert out == ""
+    gunicorns = [GUNICORN_LINE.fullmatch(line) for line in err.splitlines()]
+    assert [line for line, match in zip(err.splitlines(), gunicorns) if match is None] == []
+    messages = [match.group(1) for match in gunicorns if match is not None]
+    assert "Waiting for application startup." in messages  # (before the take-over: gunicorn's)
+    assert [m for m in messages if m in UVICORN_AFTER_STARTUP or m.startswith("Finished server process")] == []
 
 
 def test_an_apps_own_request_id_header_gives_way_to_the_middlewares(records: Any) -> None:
