@@ -170,9 +170,10 @@ class Kakashi:
         state = app.extensions["kakashi"] = _State(options)
         if app.config["KAKASHI_CAPTURE_STDLIB"]:
             kakashi.capture_stdlib("INFO")
-        # Flask logs unhandled errors again through app.logger (log_exception): the
-        # extension owns that record, so Flask's copy is dropped.
-        install_duplicate_filter(app.logger.name)
+        # Flask logs unhandled errors again through app.logger (log_exception), and gunicorn
+        # logs a streamed body's error ("Error handling request"): the extension owns that
+        # record, so their copies are dropped.
+        install_duplicate_filter(app.logger.name, "gunicorn.error")
         # First among the app's before_request hooks: a hook registered earlier that answers
         # (an auth check returning 401) or raises must still leave a request id, a context
         # and an access line. (Flask keeps app-wide hooks in before_request_funcs[None].)
@@ -228,26 +229,38 @@ class _Counted:
         state.size = None  # not known until the stream ends
 
     def __iter__(self) -> Iterator[bytes]:
+        state = self._state
         total = 0
+        sent = False
         # The request's fields again for lines logged while the body streams (the
         # request's own context was closed when the view returned).
-        context = kakashi.context(**self._state.fields)
+        context = kakashi.context(**state.fields)
         context.__enter__()
         try:
             for chunk in self._body:
                 total += len(chunk)
+                sent = True
                 yield chunk
         except Exception as exc:
-            # The view returned long ago: got_request_exception never sees this one.
+            # The view returned long ago: got_request_exception never sees this one. The
+            # server logs it too (gunicorn's "Error handling request"): the mark drops that.
+            state.size = total
             try:
-                self._state.app.errors.error("unhandled exception in streamed body", exc_info=exc)
+                state.app.errors.error("unhandled exception in streamed body", exc_info=exc)
                 mark_logged(exc)
+                if not sent:
+                    # Nothing went out yet, the status line neither: the server answers 500.
+                    state.status = 500
+                # The stream has ended: its line now, as the server may never close it (a
+                # WSGI server must, but werkzeug's test client does not when the first
+                # chunk fails). Closing it later writes nothing more.
+                _streamed_line(state)
             except Exception:  # noqa: BLE001 - R23
                 pass
             raise
         finally:
             context.__exit__(None, None, None)
-            self._state.size = total
+            state.size = total
 
     def close(self) -> None:
         close = getattr(self._body, "close", None)

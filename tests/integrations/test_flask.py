@@ -20,7 +20,7 @@ flask = pytest.importorskip("flask")
 httpx = pytest.importorskip("httpx")
 
 from flask import Flask, Response, abort, jsonify, stream_with_context  # noqa: E402
-from helpers import access, free_port, records, wait_until_up  # noqa: E402, F401
+from helpers import access, free_port, records, start_server, stop_server, wait_until_up  # noqa: E402, F401
 
 import kakashi  # noqa: E402
 from kakashi.integrations.flask import Kakashi  # noqa: E402
@@ -238,6 +238,73 @@ def test_a_streamed_body_that_fails_is_logged_once_with_the_request(records: Any
     assert error["exception"]["type"] == "ValueError"
 
 
+def error_records(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records of errors among ``recs``: with a traceback, or at ERROR and above (access
+    lines aside)."""
+    return [
+        r for r in recs if "exception" in r or (r["level"] in ("ERROR", "CRITICAL") and r["logger"] != "kakashi.access")
+    ]
+
+
+def cut_stream_app() -> Flask:
+    """An app whose streamed bodies fail: after two chunks (8 bytes), or before the first."""
+    app = Flask("cut")
+    Kakashi(app)
+
+    def body(chunks: list[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            log.info("sending", size=len(chunk))
+            yield chunk
+        raise ValueError("stream broke")
+
+    @app.get("/cut")
+    def cut() -> Response:
+        return Response(body([b"12345", b"678"]))
+
+    @app.get("/cut_in_context")
+    def cut_in_context() -> Response:
+        return Response(stream_with_context(body([b"12345", b"678"])))
+
+    @app.get("/cut_at_once")
+    def cut_at_once() -> Response:
+        return Response(stream_with_context(body([])))
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "size"),
+    [("/cut", 200, 8), ("/cut_in_context", 200, 8), ("/cut_at_once", 500, 0)],
+)
+def test_a_streamed_body_that_fails_gets_one_error_and_one_access_line(
+    records: Any, path: str, status: int, size: int
+) -> None:
+    # A body that fails after its first chunk: the client got the status and those bytes.
+    # One that fails before it: the server answers 500 itself, with no body of the app's.
+    kakashi.capture_stdlib()
+    client = cut_stream_app().test_client()
+    response = None
+    with pytest.raises(ValueError, match="stream broke"):
+        response = client.get(path, headers={"X-Request-ID": "cut-1"})  # (up to the first chunk)
+        response.get_data()  # the rest streams here, as a server would send it
+    if response is not None:
+        response.close()  # what a WSGI server does (the test client does not, when get() raised)
+    recs = records()
+    errors = error_records(recs)
+    assert len(errors) == 1, errors
+    (error,) = errors
+    assert (error["logger"], error["message"], error["request_id"]) == (
+        "kakashi.errors",
+        "unhandled exception in streamed body",
+        "cut-1",
+    )
+    assert error["exception"]["type"] == "ValueError"
+    assert 'raise ValueError("stream broke")' in error["exception"]["traceback"]
+    (line,) = access(recs)
+    assert (line["request_id"], line["status"], line["bytes"]) == ("cut-1", status, size)
+    assert all(r["request_id"] == "cut-1" for r in recs if r["message"] == "sending")
+
+
 def test_werkzeug_and_app_logger_come_out_once(records: Any) -> None:
     app = make_app()
     app.logger.warning("from app.logger")
@@ -248,6 +315,77 @@ def test_werkzeug_and_app_logger_come_out_once(records: Any) -> None:
 
 
 # ---------------------------------------------------------------- real gunicorn
+
+# The streamed bodies of cut_stream_app(), served by gunicorn from a module of their own.
+CUT_APP = """
+import os
+
+from flask import Flask, Response, stream_with_context
+
+import kakashi
+from kakashi.integrations.flask import Kakashi
+
+kakashi.configure(format="json", sink=os.environ["CUT_LOG"])
+app = Flask("cut")
+app.config["KAKASHI_SKIP_PATHS"] = ["/health"]
+Kakashi(app)
+
+
+def body(chunks):
+    for chunk in chunks:
+        yield chunk
+    raise ValueError("stream broke")
+
+
+@app.get("/cut")
+def cut():
+    return Response(stream_with_context(body([b"12345", b"678"])))
+
+
+@app.get("/cut_at_once")
+def cut_at_once():
+    return Response(stream_with_context(body([])))
+
+
+@app.get("/health")
+def health():
+    return "ok"
+"""
+
+
+@pytest.mark.timeout(120)
+def test_a_streamed_body_that_fails_under_gunicorn(tmp_path: Path) -> None:
+    # gunicorn cuts the response (or answers 500 when nothing was sent yet) and logs the
+    # exception itself ("Error handling request"): that copy is the extension's, dropped.
+    pytest.importorskip("gunicorn")
+    (tmp_path / "cut_app.py").write_text(CUT_APP)
+    log_file = tmp_path / "app.log"
+    port = free_port()
+    env = {**os.environ, "CUT_LOG": str(log_file), "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    command = [sys.executable, "-m", "gunicorn", "-w", "1", "-b", f"127.0.0.1:{port}", "--graceful-timeout", "10"]
+    base = f"http://127.0.0.1:{port}"
+    server = start_server([*command, "cut_app:app"], cwd=tmp_path, env=env, url=f"{base}/health")
+    received = b""
+    try:
+        with httpx.Client(base_url=base, timeout=30) as client:
+            with client.stream("GET", "/cut", headers={"X-Request-ID": "cut-1"}) as response:
+                status = response.status_code
+                with pytest.raises(httpx.RemoteProtocolError):  # the client sees a cut response
+                    for chunk in response.iter_raw():
+                        received += chunk
+            at_once = client.get("/cut_at_once", headers={"X-Request-ID": "cut-2"})
+    finally:
+        out, err = stop_server(server)
+    assert (status, received, at_once.status_code) == (200, b"12345678", 500)
+    recs = [json.loads(line) for line in read_lines(log_file)]
+    errors = error_records(recs)
+    assert [(r["logger"], r["message"], r.get("request_id")) for r in errors] == [
+        ("kakashi.errors", "unhandled exception in streamed body", "cut-1"),
+        ("kakashi.errors", "unhandled exception in streamed body", "cut-2"),
+    ]
+    assert all('raise ValueError("stream broke")' in r["exception"]["traceback"] for r in errors)
+    assert [(r["request_id"], r["status"], r["bytes"]) for r in access(recs)] == [("cut-1", 200, 8), ("cut-2", 500, 0)]
+    assert "stream broke" not in out + err and "Error handling request" not in out + err
 
 
 @pytest.mark.timeout(120)
