@@ -8,7 +8,8 @@ from ._context import bind_context, clear_context, context, get_context, push_co
 from ._levels import CRITICAL, DEBUG, ERROR, INFO, WARNING
 from ._logger import Logger, Prepared, clear_logger_cache, get_async_logger, get_logger
 from ._otlp import OTLPSink
-from ._sinks import CallableSink, FileSink, RotatingFileSink, Sink, StreamSink
+from ._rotation import RotatingFileSink
+from ._sinks import CallableSink, FileSink, Sink, StreamSink
 from ._stdlib import StdlibHandler, capture_stdlib
 from ._syslog import SyslogSink
 from ._values import DEFAULT_REDACT, is_redacted

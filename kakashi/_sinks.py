@@ -9,19 +9,14 @@ from __future__ import annotations
 import codecs
 import contextlib
 import errno
-import gzip
 import io
 import os
 import select
-import shutil
 import stat
 import sys
 import threading
-import time
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
-
-from ._stats import report
 
 
 def _json_escape_errors(error: UnicodeError) -> tuple[str, int]:
@@ -121,6 +116,16 @@ class Sink:
         """Whether the sink is a terminal (the console format colours its levels then)."""
         return False
 
+    def cut_lines(self) -> int:
+        """Lines a failed write left cut that the sink will complete at its next write
+        (counted as dropped until then)."""
+        return 0
+
+    def take_completed(self) -> int:
+        """How many cut lines the sink has completed since the last call (the engine then
+        counts them as written instead of dropped)."""
+        return 0
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
 
@@ -203,75 +208,174 @@ class FileSink(Sink):
     """Appends to a file opened with ``O_APPEND``: every batch is one ``write(2)``, so lines
     from several processes sharing the file never interleave. Opened at construction (a bad
     path fails there, not at the first log call) and reopened on demand after :meth:`close`.
+
+    The path is watched, once per batch, as :class:`logging.handlers.WatchedFileHandler`
+    does per record: if the file was removed or renamed (``rm``, logrotate without
+    ``copytruncate``), the path is opened again (created if missing) and the batch goes
+    there. A disk that fills up in the middle of a line leaves that line cut: the sink keeps
+    the rest and writes it first at the next write, so the line is completed in place.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, mode: int = 0o644) -> None:
         super().__init__()
-        self.path = os.fspath(path)
-        if not isinstance(self.path, str):
-            raise TypeError(f"path must be str or os.PathLike[str], got {type(self.path).__name__}")
+        path = os.fspath(path)
+        if not isinstance(path, str):
+            raise TypeError(f"path must be str or os.PathLike[str], got {type(path).__name__}")
+        # Absolute, as logging.FileHandler makes it: the path is opened again (after a
+        # rename, a rotation, close()), and a chdir() in between must not move the log.
+        self.path = os.path.abspath(path)
         self.name = self.path
         self._mode = mode
         self._fd: int | None = None
-        self._torn = False
+        # (st_dev, st_ino) of the open file if it is a regular file: the file the path must
+        # still name. None for a FIFO or a device, which nobody rotates: not watched.
+        self._id: tuple[int, int] | None = None
         self._pipe = False
+        # The rest of a line a full disk cut, and the file it belongs in: written before
+        # anything else, so the line is completed where it started.
+        self._rest = b""
+        self._rest_id: tuple[int, int] | None = None
+        self._completed = 0  # cut lines completed, not yet reported to the engine
         # Subclasses that watch the size (rotation) need every write to go through
-        # _write_bytes and _on_written; a plain file does not.
+        # _write_all and _on_written; a plain file does not.
         self._plain = type(self)._on_written is FileSink._on_written
         self._open()
 
     def _open(self) -> int:
+        """Open the path (creating it) as the file to write to. Nothing changes if it fails."""
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), self._mode)
         except OSError as exc:
             raise type(exc)(exc.errno, f"cannot open log file for appending: {exc.strerror}", self.path) from None
+        try:
+            info = os.fstat(fd)
+        except OSError:
+            os.close(fd)
+            raise
         self._fd = fd
-        self._pipe = is_pipe(fd)  # a FIFO, /dev/stdout on a pipe: written in PIPE_BUF pieces
+        # A FIFO, /dev/stdout on a pipe: written in PIPE_BUF pieces.
+        self._pipe = stat.S_ISFIFO(info.st_mode) or stat.S_ISSOCK(info.st_mode)
+        self._id = (info.st_dev, info.st_ino) if stat.S_ISREG(info.st_mode) else None
+        if self._rest and (self._id is None or self._id != self._rest_id):
+            self._rest = b""  # the cut line is in another file: it cannot be completed here
         return fd
 
     def write(self, data: str) -> None:
         encoded = data.encode("utf-8", "backslashreplace")
         fd = self._fd
-        if fd is not None and self._pipe and len(encoded) > PIPE_BUF:
-            self._write_pieces(encoded)
-            return
-        if fd is not None and not self._torn and self._plain:
-            # The usual case, one complete write(2); anything else takes the careful path.
-            try:
-                written = os.write(fd, encoded)
-            except OSError:
-                written = 0  # nothing was written: the careful path tries again and reports
-            if written == len(encoded):
-                return
-            if written:
-                self._write_bytes(encoded, written)
-                return
-        self._write_bytes(encoded)
+        if fd is not None and self._plain and not self._rest:
+            # The usual case: the path still names our file, and one complete write(2).
+            # Anything else takes the careful path below.
+            ident = self._id
+            if ident is not None:
+                # Removed or renamed since the last write (rm, logrotate)? One stat per
+                # batch, as logging.handlers.WatchedFileHandler does per record.
+                try:
+                    info = os.stat(self.path)
+                    same = info.st_ino == ident[1] and info.st_dev == ident[0]
+                except OSError:
+                    same = False
+            else:  # a FIFO or a device: not watched; to a pipe, big batches go in pieces
+                same = not (self._pipe and len(encoded) > PIPE_BUF)
+            if same:
+                try:
+                    written = os.write(fd, encoded)
+                except OSError:
+                    written = 0  # nothing was written: the careful path tries again and reports
+                if written == len(encoded):
+                    return
+                if written:
+                    self._write_all(fd, encoded, written)
+                    return
+        fd = self._ready()
+        if self._pipe and len(encoded) > PIPE_BUF:
+            self._write_pieces(fd, encoded)
+        else:
+            self._write_all(fd, encoded)
 
-    def _write_bytes(self, encoded: bytes | memoryview, written: int = 0) -> None:
-        """Write whole lines (the first ``written`` bytes of ``encoded`` are already out).
-        If the disk fills part-way, the error says how many whole lines made it
-        (``lines_written``) and the next write first ends the torn line, so it is never
-        glued to the next record."""
+    def _ready(self) -> int:
+        """The descriptor for the next batch: opened if closed, the rest of a cut line
+        written first (in its own file), then the path followed if it names another file."""
         fd = self._fd if self._fd is not None else self._open()
-        fix = b"\n" if self._torn and not written else b""
-        encoded = fix + bytes(encoded) if fix else encoded
+        if self._rest:
+            self._finish_line(fd)
+        if self._current(fd) is None:
+            fd = self._follow()
+        return fd
+
+    def _current(self, fd: int) -> os.stat_result | None:
+        """The path's stat if the path still names the open file ``fd``, else None (the file
+        was removed, or renamed and maybe replaced)."""
+        if self._id is None:
+            return os.fstat(fd)
+        try:
+            info = os.stat(self.path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError:  # cannot tell (no search permission on a directory): keep the file
+            return os.fstat(fd)
+        return info if (info.st_dev, info.st_ino) == self._id else None
+
+    def _follow(self) -> int:
+        """Open what the path names now (creating it) and close the old file. If that fails
+        and the old file still has a name (it was renamed), keep writing there; if it was
+        removed, raise: lines written to it would go nowhere."""
+        old = self._fd
+        try:
+            fd = self._open()
+        except OSError:
+            if old is not None and _has_name(old):
+                return old
+            raise
+        if old is not None and old != fd:
+            with contextlib.suppress(OSError):
+                os.close(old)
+        return fd
+
+    def _write_all(self, fd: int, encoded: bytes, written: int = 0) -> None:
+        """Write ``encoded`` (whole lines; the first ``written`` bytes are out already).
+        If the disk fills part-way, the error says how many whole lines made it
+        (``lines_written``); the rest of a line cut in the middle is kept and written
+        first by the next write, so no line stays cut and none is glued to the next."""
         try:
             if not written:
                 written = os.write(fd, encoded)
             while written < len(encoded):  # only on a full disk or a signal
-                written += os.write(fd, memoryview(encoded)[written:])
+                written += _write_some(fd, memoryview(encoded)[written:])
         except OSError as exc:
-            if written:
-                self._torn = bytes(encoded[written - 1 : written]) != b"\n"
-            whole = bytes(encoded[:written]).count(b"\n") - (1 if fix and written else 0)
-            exc.lines_written = max(0, whole)  # type: ignore[attr-defined]
+            whole = encoded.rfind(b"\n", 0, written) + 1
+            if written > whole:
+                end = encoded.find(b"\n", written) + 1 or len(encoded)
+                self._rest, self._rest_id = encoded[written:end], self._id
+            exc.lines_written = encoded.count(b"\n", 0, whole)  # type: ignore[attr-defined]
             raise
         finally:
-            self._on_written(written - len(fix) if written else 0)
-        self._torn = False
+            self._on_written(written)
 
-    def _write_pieces(self, encoded: bytes) -> None:
+    def _finish_line(self, fd: int) -> None:
+        """Write the rest of the line a full disk cut. Until it is all out nothing else is
+        written (the error says no line was: ``lines_written`` is 0)."""
+        rest, written = self._rest, 0
+        try:
+            while written < len(rest):
+                written += _write_some(fd, memoryview(rest)[written:])
+        except OSError as exc:
+            self._rest = rest[written:]
+            exc.lines_written = 0  # type: ignore[attr-defined]
+            raise
+        finally:
+            self._on_written(written)
+        self._rest = b""
+        self._completed += 1
+
+    def cut_lines(self) -> int:
+        return 1 if self._rest else 0
+
+    def take_completed(self) -> int:
+        completed, self._completed = self._completed, 0
+        return completed
+
+    def _write_pieces(self, fd: int, encoded: bytes) -> None:
         """To a pipe: whole lines in writes of at most PIPE_BUF bytes (each one atomic)."""
         done = 0
         start, end = 0, len(encoded)
@@ -280,7 +384,7 @@ class FileSink(Sink):
             if cut <= start:  # one line longer than PIPE_BUF: alone
                 cut = encoded.find(b"\n", start + PIPE_BUF) + 1 or end
             try:
-                self._write_bytes(memoryview(encoded)[start:cut])
+                self._write_all(fd, encoded[start:cut])
             except OSError as exc:
                 exc.lines_written = done + getattr(exc, "lines_written", 0)  # type: ignore[attr-defined]
                 raise
@@ -293,11 +397,34 @@ class FileSink(Sink):
     def close(self) -> None:
         fd, self._fd = self._fd, None
         if fd is not None:
+            if self._rest:  # a last try to complete a cut line (kept if the disk is still full)
+                with contextlib.suppress(OSError):
+                    self._finish_line(fd)
             with contextlib.suppress(OSError):
                 os.close(fd)
 
+    def reset_after_fork(self) -> None:
+        super().reset_after_fork()
+        self._rest = b""  # the parent completes its own cut line; a second copy would tear it
+
     def fileno(self) -> int | None:
         return self._fd
+
+
+def _write_some(fd: int, data: memoryview) -> int:
+    """One ``write(2)`` that must make progress (a write of nothing would loop forever)."""
+    written = os.write(fd, data)
+    if not written:
+        raise OSError(errno.EIO, "write(2) wrote nothing")
+    return written
+
+
+def _has_name(fd: int) -> bool:
+    """Whether the file open as ``fd`` still has a name (a link count above zero)."""
+    try:
+        return os.fstat(fd).st_nlink > 0
+    except OSError:
+        return False
 
 
 class CallableSink(Sink):
@@ -340,141 +467,3 @@ def make_sink(spec: object) -> Sink:
         f"invalid sink {spec!r}: use 'stderr', 'stdout', a path, an object with write(str), "
         "or a callable taking a string"
     )
-
-
-_WHEN_SECONDS = {"S": 1, "M": 60, "H": 3600, "D": 86400}
-
-
-class RotatingFileSink(FileSink):
-    """A :class:`FileSink` that starts a new file when the current one would pass
-    ``max_bytes``, or when a time boundary passes (``when``: ``"S"``, ``"M"``, ``"H"``,
-    ``"D"`` (every second, minute, hour, day, counted from when the file was opened) or
-    ``"midnight"`` (UTC)). Rotated files are ``path.1`` (newest) ... ``path.N``, gzipped to
-    ``path.1.gz`` ... when ``compress="gzip"``; at most ``backup_count`` are kept.
-
-    Rotation happens under the sink's lock and at line boundaries (a write that does not
-    fit is split between lines), so a line is never split across files, lost or written
-    twice. A single line longer than ``max_bytes`` gets a file of its own. Rotation is
-    meant for one process; several processes appending to one file should use
-    :class:`FileSink` with an external rotator (each keeps writing whole lines).
-
-    Raises:
-        ValueError: ``max_bytes`` < 1, an unknown ``when``, ``backup_count`` < 0, an unknown
-            ``compress``, or neither ``max_bytes`` nor ``when``.
-    """
-
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        max_bytes: int | None = None,
-        when: str | None = None,
-        backup_count: int = 5,
-        compress: str | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        if max_bytes is None and when is None:
-            raise ValueError("RotatingFileSink needs max_bytes=, when=, or both")
-        if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1):
-            raise ValueError(f"max_bytes must be a positive int, got {max_bytes!r}")
-        if when is not None and when not in _WHEN_SECONDS and when != "midnight":
-            raise ValueError(f"unknown when {when!r}; valid: S, M, H, D, midnight")
-        if isinstance(backup_count, bool) or not isinstance(backup_count, int) or backup_count < 1:
-            # 0 would delete the live log at every rotation.
-            raise ValueError(f"backup_count must be an int >= 1, got {backup_count!r}")
-        if compress not in (None, "gzip"):
-            raise ValueError(f"unknown compress {compress!r}; valid: None, 'gzip'")
-        self.max_bytes, self.when, self.backup_count, self.compress = max_bytes, when, backup_count, compress
-        self._clock = clock
-        self._size = 0
-        self._rollover_at = float("inf")
-        self._compressor: threading.Thread | None = None
-        super().__init__(path)
-
-    def _open(self) -> int:
-        fd = super()._open()
-        self._size = os.fstat(fd).st_size
-        self._rollover_at = self._next_rollover(self._clock())
-        return fd
-
-    def _next_rollover(self, now: float) -> float:
-        if self.when is None:
-            return float("inf")
-        if self.when == "midnight":
-            return (int(now) // 86400 + 1) * 86400.0
-        return now + _WHEN_SECONDS[self.when]
-
-    def write(self, data: str) -> None:
-        encoded = data.encode("utf-8", "backslashreplace")
-        if self._fd is None:
-            self._open()
-        if self._size > 0 and self._clock() >= self._rollover_at:
-            self.rotate()
-        start, end = 0, len(encoded)
-        while start < end:
-            piece_end = end
-            if self.max_bytes is not None and self._size + (end - start) > self.max_bytes:
-                # Fill this file with the whole lines that fit; the rest goes to the next.
-                room = self.max_bytes - self._size
-                cut = encoded.rfind(b"\n", start, start + room) if room > 0 else -1
-                if cut < 0:
-                    if self._size > 0:
-                        self.rotate()
-                        continue
-                    cut = encoded.find(b"\n", start)  # one line longer than max_bytes: alone
-                    cut = end - 1 if cut < 0 else cut
-                piece_end = cut + 1
-            try:
-                self._write_bytes(memoryview(encoded)[start:piece_end])
-            except OSError as exc:
-                exc.lines_written += encoded.count(b"\n", 0, start)  # type: ignore[attr-defined]
-                raise
-            start = piece_end
-
-    def _on_written(self, size: int) -> None:
-        self._size += max(0, size)
-
-    def _name(self, index: int) -> str:
-        return f"{self.path}.{index}" + (".gz" if self.compress else "")
-
-    def rotate(self) -> None:
-        """Close the current file, shift the backups, and open a new file (under the lock)."""
-        self.close()
-        self._wait_compressor()
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(self._name(self.backup_count))
-        for index in range(self.backup_count - 1, 0, -1):
-            with contextlib.suppress(FileNotFoundError):
-                os.replace(self._name(index), self._name(index + 1))
-        if self.compress:
-            plain = f"{self.path}.1"
-            os.replace(self.path, plain)
-            self._compressor = threading.Thread(
-                target=_gzip_file, args=(plain, self._name(1)), name="kakashi-gzip", daemon=False
-            )
-            self._compressor.start()
-        else:
-            os.replace(self.path, self._name(1))
-        self._open()
-
-    def _wait_compressor(self) -> None:
-        compressor, self._compressor = self._compressor, None
-        if compressor is not None:
-            compressor.join()
-
-    def reset_after_fork(self) -> None:
-        super().reset_after_fork()
-        self._compressor = None
-
-
-def _gzip_file(source: str, target: str) -> None:
-    """Compress ``source`` into ``target`` (written under a temporary name, then renamed
-    into place, so a reader never sees half a gzip file), then remove ``source``."""
-    try:
-        partial = target + ".tmp"
-        with open(source, "rb") as src, gzip.open(partial, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-        os.replace(partial, target)
-        os.remove(source)
-    except OSError as exc:
-        report("gzip", f"compressing {source!r} failed: {exc}; the uncompressed file is kept")
