@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from . import _config, _engine
@@ -10,13 +11,15 @@ from ._stats import counters
 
 
 def flush(timeout: float = 10.0, *, include_async: bool = True) -> bool:
-    """Write every thread's pending lines and everything the async queue holds; returns
-    when they are written (True), or after ``timeout`` seconds if the async worker could
-    not finish (False). With ``include_async=False`` the async queue is left to its worker
+    """Write every thread's pending lines and everything the async queue holds: a barrier,
+    every line logged before the call is written when it returns True. Threads that keep
+    logging meanwhile do not make it wait longer. ``timeout`` bounds the whole call; it
+    returns False if it could not finish by then (a stuck or very slow sink), the lines
+    left still pending. With ``include_async=False`` the async queue is left to its worker
     (what the web adapters do at request end: it never blocks on the worker)."""
+    deadline = time.monotonic() + timeout
     done = async_queue.flush(timeout) if include_async else True
-    _engine.flush_all()
-    return done
+    return _engine.flush_all(max(0.0, deadline - time.monotonic())) and done
 
 
 def shutdown(timeout: float = 10.0) -> None:

@@ -41,6 +41,12 @@ from ._values import format_message, freeze
 OVERFLOW_POLICIES = ("block", "drop_newest", "drop_oldest")
 _NEVER = 1 << 62  # _wake_at while the worker is busy: no producer wakes it
 
+# At interpreter exit the queue is drained for as long as the sinks make progress: the drain
+# gives up only when no batch has been written for EXIT_STALL seconds, and stops at
+# EXIT_LIMIT seconds in all (what is left then is counted and reported on stderr).
+EXIT_STALL = 5.0
+EXIT_LIMIT = 120.0
+
 
 class _Barrier:
     """Queued by flush(): the worker sets it once everything queued before it is written."""
@@ -77,6 +83,7 @@ class AsyncQueue:
         self.pid = os.getpid()
         # The time of the record being rendered, set by the worker before each render; the
         # worker renderers' clock reads it (a C-level partial: no Python frame).
+        self.progress = 0  # batches the worker has written (a drain's sign of life)
         self.time_cell = [0.0]
         self.clock: Callable[[], float] = functools.partial(operator.getitem, self.time_cell, 0)  # type: ignore[assignment]
 
@@ -145,9 +152,10 @@ class AsyncQueue:
         self.ensure_worker()
         self.wake.set()
 
-    def flush(self, timeout: float = 10.0) -> bool:
+    def flush(self, timeout: float = 10.0, stall: float | None = None) -> bool:
         """Return once everything queued before this call is written (True), or after
-        ``timeout`` seconds (False)."""
+        ``timeout`` seconds (False); with ``stall``, also (False) once the worker has
+        written nothing for ``stall`` seconds."""
         if not self.queue:
             thread = self.thread
             if thread is None or not thread.is_alive():
@@ -155,19 +163,37 @@ class AsyncQueue:
         barrier = _Barrier()
         self.queue.append(barrier)
         self._wake_now()
-        return barrier.done.wait(timeout)
+        if stall is None:
+            return barrier.done.wait(timeout)
+        now = time.monotonic()
+        deadline, last, seen = now + timeout, now, self.progress
+        while not barrier.done.wait(max(0.0, min(0.1, deadline - now))):
+            now = time.monotonic()
+            if self.progress != seen:
+                seen, last = self.progress, now
+            elif now - last >= stall or now >= deadline:
+                return False
+        return True
 
-    def shutdown(self, timeout: float = 10.0) -> None:
-        """Drain and stop the worker. Safe to call twice; bounded by ``timeout``."""
+    def shutdown(self, timeout: float = 10.0, stall: float | None = None) -> None:
+        """Drain and stop the worker. Safe to call twice; bounded by ``timeout`` (and, with
+        ``stall``, given up once the sinks have written nothing for that long)."""
         thread = self.thread
         if thread is None:
             return
         deadline = time.monotonic() + timeout
-        self.flush(timeout)
+        drained = self.flush(timeout, stall)
         self.stopping = True
         self.wake.set()
         if thread is not threading.current_thread():
-            thread.join(max(0.0, deadline - time.monotonic()))
+            thread.join(max(0.0, deadline - time.monotonic()) if drained else 0.05)
+        stuck = []
+        if thread.is_alive() and not drained:
+            # The worker is inside a write that has not returned: nobody waits for that sink
+            # again until it does (what it holds counts as pending until then), and that
+            # write announces the records dropped here.
+            left = sum(1 for item in self.queue if not isinstance(item, _Barrier))
+            stuck = _engine.mark_stuck(left)
         if not thread.is_alive():
             # Records a producer queued after the worker's last look: write them here.
             ident = _engine.get_ident()
@@ -181,9 +207,14 @@ class AsyncQueue:
         if left:
             self.queue.clear()
             counters.add(dropped=left)
-            with self.drop_lock:
-                self.dropped_unannounced += left  # announced by the next worker's first write
-            report("shutdown", f"async shutdown timed out after {timeout}s; {left} queued records dropped")
+            if not stuck:
+                with self.drop_lock:
+                    self.dropped_unannounced += left  # announced by the next worker's first write
+            if stall is not None and not drained and time.monotonic() < deadline:
+                why = f"the sink wrote nothing for {stall:g}s"
+            else:
+                why = f"it did not finish within {timeout:g}s"
+            report("shutdown", f"async drain gave up ({why}); {left} queued records dropped")
         self.thread = None
         self.wake_at[0] = 1  # the next record starts a new worker
 
@@ -227,6 +258,7 @@ class AsyncQueue:
                 report("async", f"async worker error: {type(exc).__name__}: {exc}")
             finally:
                 _engine.flushing.discard(ident)
+            self.progress += 1  # (worker only)
             self.room.set()
 
     def _write_batch(self) -> None:
@@ -251,15 +283,16 @@ class AsyncQueue:
             with self.drop_lock:
                 dropped, self.dropped_unannounced = self.dropped_unannounced, 0
             notice = f"kakashi dropped {dropped:,} records (overflow={self.overflow})"
-        for route in (*_engine.routes(), *_engine.retired_routes()):
+        current = _engine.routes()
+        for route in (*current, *_engine.retired_routes()):
             lines = route.worker.lines  # filled by the renders above
-            if notice:
+            count = len(lines)
+            if notice and route in current:  # (not to a sink configure() has replaced)
                 lines.append(route.announce(notice))
             if lines:
                 data = "".join(lines)
-                written = len(lines) - (1 if notice else 0)
                 lines.clear()
-                _engine.write_lines(route, data, written)
+                _engine.write_lines(route, data, count)
         for barrier in barriers:
             barrier.done.set()
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import _engine, _render
-from ._async import OVERFLOW_POLICIES, async_queue
+from ._async import EXIT_LIMIT, EXIT_STALL, OVERFLOW_POLICIES, async_queue
 from ._levels import INFO, parse_level
 from ._render import FORMATS, render_line
 from ._sinks import Sink, make_sink
@@ -249,10 +249,6 @@ def _apply(new: Config, routes: list[_engine.Route], close_replaced: bool = True
             route.announce = _announcer(route.format)
         async_queue.flush()  # records queued under the old settings go to the old sinks
         old_routes = _engine.set_routes(routes)
-        kept = {id(route.sink) for route in routes}
-        for route in old_routes:
-            if close_replaced and id(route.sink) not in kept:
-                _close_quietly(route.sink)
         set_redacted(new.redact)
         _render.span_ids = load_span_ids() if new.trace_ids else None
         _engine.set_flush_interval(new.flush_interval)
@@ -260,6 +256,12 @@ def _apply(new: Config, routes: list[_engine.Route], close_replaced: bool = True
         _current = new
         for listener in _listeners:
             listener(new)
+        # Only now that the loggers write to the new routes: close the sinks replaced (what
+        # threads still hand them is written first, and a file reopens for a late line).
+        kept = {id(route.sink) for route in routes}
+        for route in old_routes:
+            if close_replaced and id(route.sink) not in kept:
+                _engine.close_route(route)
         return old_routes
 
 
@@ -325,16 +327,17 @@ def shutdown(timeout: float = 10.0) -> None:
     (uvicorn) loses nothing. Safe to call twice; files are reopened on demand."""
     deadline = time.monotonic() + timeout
     _write_through(timeout)
-    _engine.flush_all()
+    if not _engine.flush_all(max(0.0, deadline - time.monotonic())):
+        _engine.mark_stuck()  # what it could not write now is written if the sink returns
     for route in _engine.routes():
-        _engine.close_sink(route.sink, deadline - time.monotonic())
+        _engine.close_route(route, deadline - time.monotonic())
 
 
-def _write_through(timeout: float = 5.0) -> None:
+def _write_through(timeout: float = 5.0, stall: float | None = None) -> None:
     """Drain the async queue, then rebuild every logger to write each record before its
     call returns (also used at interpreter exit)."""
     global _exiting
-    async_queue.shutdown(timeout)  # drain what async loggers queued (P4)
+    async_queue.shutdown(timeout, stall)  # drain what async loggers queued
     _exiting = True
     config = _current
     if config is not None:
@@ -347,7 +350,13 @@ def exiting() -> bool:
     return _exiting
 
 
-_engine.on_exit(_write_through)
+def _write_through_at_exit() -> None:
+    # As long as the sinks make progress, up to a limit (a slow remote sink must not lose
+    # the queue; a stuck one must not hold the exit for long).
+    _write_through(EXIT_LIMIT, EXIT_STALL)
+
+
+_engine.on_exit(_write_through_at_exit)
 _engine.start_if_multiprocessing_child()
 
 

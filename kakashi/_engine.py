@@ -49,11 +49,19 @@ class Route:
         self.level = level  # None: every record the logger lets through
         self.tls = threading.local()  # .lines, .batch, .exit  (the hot path reads .lines)
         self.announce: Callable[[str], str] = lambda text: f"kakashi: {text}\n"
-        self.lost_unannounced = 0  # lines lost to a failed write, announced on recovery
+        # Lines lost to a failed write, and lines dropped while the sink was stuck: announced
+        # by its next write. (Changed under counters.lock: threads without the sink lock add.)
+        self.lost_unannounced = 0
+        self.stuck_dropped = 0
         self.worker = SimpleNamespace(lines=[])  # the async worker's rendered lines (worker only)
-        self.pending: deque[tuple[str, int]] = deque()  # (data, lines) waiting for the writer
+        # (data, lines, Event or None) waiting for the writer; the Event of a caller that
+        # waits for its lines is set once they are written.
+        self.pending: deque[tuple[str, int, threading.Event | None]] = deque()
         self.written = 0  # lines written to this sink (updated under its lock)
+        self.inflight = 0  # lines inside the sink's write call now (under its lock)
+        self.stuck = False  # a write has not returned for too long: nobody waits for it
         self.retired_at: float | None = None  # monotonic time configure() replaced it
+        self.closed = False  # configure() or shutdown() closed its sink
 
     def new_batch(self) -> list[str]:
         """Create the calling thread's batch for this route (its first log call)."""
@@ -108,7 +116,8 @@ class _ThreadExit:
             return
         try:
             flush_batch(batch)
-            _registry.discard(batch)
+            if not batch.lines:  # (else the flusher writes them: it looks at dead threads)
+                _registry.discard(batch)
         except Exception:  # noqa: BLE001 - a destructor must not raise
             pass
 
@@ -124,21 +133,29 @@ _registry_lock = threading.Lock()
 _routes: list[Route] = [Route(StreamSink("stderr"))]
 
 
-def flush_batch(batch: Batch, wait: bool = True) -> None:
-    """Write every line in ``batch`` that is there now, in order (see write_lines for
-    ``wait``)."""
+def flush_batch(batch: Batch, wait: bool = True, deadline: float | None = None) -> bool:
+    """Write every line in ``batch`` that is there now, in order. With ``wait``, return
+    once they are written (True), or False if that did not happen by ``deadline``
+    (monotonic seconds; default: ``LOCK_TIMEOUT`` from now)."""
     if not batch.lines:
-        return  # nothing to write: no lock needed (checked again under the lock below)
+        return True  # nothing to write: no lock needed (checked again under the lock below)
     ident = get_ident()
     if ident in flushing:
         # A sink, a field's __str__ or a __del__ logging from inside a flush of this very
         # thread: leave the lines for the next flush instead of deadlocking or recursing.
-        return
+        return False
     # (No pid check: in a forked child the registry and the forking thread's batch are
     # rebuilt, and the other threads' destructors check the pid themselves.)
     lock = batch.lock
-    if not (lock.acquire(False) or lock.acquire(timeout=LOCK_TIMEOUT)):
-        return
+    if not lock.acquire(False):
+        # Another thread is writing this batch (its owner, the flusher, a flush()): its
+        # lines go out with that write or the next one. Wait only if the sink is not stuck
+        # (a stuck write holds this lock for as long as it hangs).
+        if batch.route.stuck:
+            return False
+        timeout = LOCK_TIMEOUT if deadline is None else deadline - time.monotonic()
+        if timeout <= 0 or not lock.acquire(timeout=timeout):
+            return False
     flushing.add(ident)
     try:
         lines = batch.lines
@@ -149,8 +166,8 @@ def flush_batch(batch: Batch, wait: bool = True) -> None:
             data = "".join(lines[:count])  # the owner may append meanwhile: take `count`
             del lines[:count]
         else:
-            return
-        write_lines(batch.route, data, count, wait)
+            return True
+        return write_lines(batch.route, data, count, wait, deadline)
     finally:
         flushing.discard(ident)
         lock.release()
@@ -172,64 +189,129 @@ def in_flush() -> bool:
     return get_ident() in flushing
 
 
-def write_lines(route: Route, data: str, count: int, wait: bool = True) -> None:
+def write_lines(route: Route, data: str, count: int, wait: bool = True, deadline: float | None = None) -> bool:
     """Hand ``count`` finished lines to ``route``'s sink; failures are counted and
-    reported, never raised.
+    reported, never raised. Returns False when the lines were not written by the time
+    this returns although ``wait`` asked for it (they stay pending, or were dropped
+    because the sink is stuck).
 
     Group commit: the lines join the route's pending list and whoever holds the sink lock
-    writes everything pending in one call. A thread whose batch is merely full
+    writes everything pending in one call before it lets go of the lock (every release
+    goes through ``_drain_and_release``). A thread whose batch is merely full
     (``wait=False``) does not wait for a writer that is busy: that writer takes its lines
     next. This keeps write calls (which release the GIL, and so switch threads) few when
-    many threads log. With ``wait=True`` the lines are written when this returns.
+    many threads log. With ``wait=True`` the caller waits until the writer has written its
+    lines (it is told by an Event, not by winning the lock, which a busy writer's peers
+    may keep winning), until ``deadline`` at most.
+
+    A sink whose write has not returned for ``LOCK_TIMEOUT`` seconds (or past a
+    ``flush``/``shutdown`` deadline) is marked stuck: until it returns, callers do not wait
+    for it, and their lines are counted as dropped and announced once it writes again.
     """
     pending, sink = route.pending, route.sink
     lock = sink.lock
     if not pending and lock.acquire(False):
         # The common case (nobody else is writing): no detour through the pending list,
         # and, with no notices owed, the write itself is done here (_write_data, inline).
+        if route.lost_unannounced or route.stuck_dropped or route.stuck or _dropped_inside[0]:
+            _write_data(route, data, count)
+        else:
+            route.inflight = count
+            try:
+                sink.write(data)
+                route.written += count  # under the sink lock
+            except Exception as exc:  # noqa: BLE001 - P5: never into the caller
+                _write_failed(route, exc, count)
+            finally:
+                route.inflight = 0
+        _drain_and_release(route)
+        return True
+    if route.stuck:
+        if lock.acquire(False):  # it came back meanwhile
+            pending.append((data, count, None))
+            _drain_and_release(route)
+            return True
+        _drop_stuck(route, count)
+        return False
+    done = threading.Event() if wait else None
+    pending.append((data, count, done))
+    if lock.acquire(False):
+        _drain_and_release(route)
+        return True
+    if done is None:
+        return True  # the holder writes what is pending before it lets go
+    return _wait_written(route, done, deadline)
+
+
+def _wait_written(route: Route, done: threading.Event, deadline: float | None) -> bool:
+    """Wait until the entry whose Event is ``done`` has been written (by the lock holder,
+    or by this thread if the lock comes free), until ``deadline`` at most."""
+    lock = route.sink.lock
+    if deadline is None:
+        deadline = time.monotonic() + LOCK_TIMEOUT
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            if route.inflight or route.pending:
+                route.stuck = True
+                report(
+                    f"stuck:{id(route.sink)}",
+                    f"sink {route.sink.name!r} has not finished a write; until it does, its records"
+                    " are counted as dropped instead of waited for",
+                )
+            return done.is_set()
+        # Short slices: a holder that let go between our append and our look leaves the
+        # pending list to whoever takes the lock next, which may be us.
+        if done.wait(min(remaining, 0.05)):
+            return True
+        if lock.acquire(False):
+            _drain_and_release(route)
+            return done.is_set()
+
+
+def _drain_and_release(route: Route) -> None:
+    """Write what is pending, then release the sink lock (held by the caller). A line
+    added by a thread that found the lock taken is written by the holder: after letting
+    go, look again, and write what arrived meanwhile if nobody else has taken the lock."""
+    pending, lock = route.pending, route.sink.lock
+    while True:
         try:
-            if route.lost_unannounced or _dropped_inside[0]:
-                _write_data(route, data, count)
-            else:
-                try:
-                    sink.write(data)
-                    route.written += count  # under the sink lock
-                except Exception as exc:  # noqa: BLE001 - P5: never into the caller
-                    _write_failed(route, exc, count)
             while pending:
                 _write_pending(route)
+            if route.stuck_dropped:  # back from a stuck write: say at once what it cost
+                _write_data(route, "", 0)
         finally:
             lock.release()
-        if not pending:
+        if not pending or not lock.acquire(False):
             return
-        wait = False  # lines added by threads that did not wait: loop to write them
-    else:
-        pending.append((data, count))
-    while True:
-        if not (lock.acquire(False) or (wait and lock.acquire(timeout=LOCK_TIMEOUT))):
-            if wait:
-                report("lock", f"sink {sink.name!r} stayed locked for {LOCK_TIMEOUT}s; lines are waiting")
-            return  # the holder writes what is pending before it lets go
-        try:
-            while pending:
-                _write_pending(route)
-        finally:
-            sink.lock.release()
-        if not pending:  # lines added while we held the lock by threads that did not wait
-            return
-        wait = False
+
+
+def _drop_stuck(route: Route, count: int) -> None:
+    """Count ``count`` lines for a stuck sink as dropped, to be announced when it writes."""
+    with counters.lock:
+        counters.dropped += count
+        route.stuck_dropped += count
+    report(f"stuck:{id(route.sink)}", f"sink {route.sink.name!r} is stuck in a write; records are being dropped")
 
 
 def _write_pending(route: Route) -> None:
-    """Write what ``route.pending`` holds now, in one call (the sink lock is held)."""
+    """Write what ``route.pending`` holds now, in one call (the sink lock is held), then
+    tell the threads waiting for those lines."""
     pending = route.pending
     parts: list[str] = []
+    waiting: list[threading.Event] = []
     count = 0
     while pending:
-        data, lines = pending.popleft()
+        data, lines, done = pending.popleft()
         parts.append(data)
         count += lines
-    _write_data(route, "".join(parts), count)
+        if done is not None:
+            waiting.append(done)
+    try:
+        _write_data(route, "".join(parts), count)
+    finally:
+        for done in waiting:
+            done.set()
 
 
 def _write_data(route: Route, data: str, count: int) -> None:
@@ -238,35 +320,67 @@ def _write_data(route: Route, data: str, count: int) -> None:
     notices = 0
     lost = route.lost_unannounced
     if lost:
+        lost -= sink.cut_lines()  # a line cut by a full disk is completed, not lost
+    if lost > 0:
         data = route.announce(f"kakashi lost {lost:,} records: the sink failed (see stats())") + data
+        notices += 1
+    else:
+        lost = 0
+    stuck = route.stuck_dropped
+    if stuck:
+        data = route.announce(f"kakashi dropped {stuck:,} records while the sink was stuck in a write") + data
         notices += 1
     inside = _dropped_inside[0]
     if inside:
         data = route.announce(f"kakashi dropped {inside:,} records logged from inside a sink (they would loop)") + data
         notices += 1
+    if not data:
+        route.stuck = False
+        return  # a barrier with nothing before it
+    route.inflight = count
     try:
         sink.write(data)
-        route.lost_unannounced -= lost
-        if inside:
-            _dropped_inside[0] -= inside
+        _announced(route, lost, stuck, inside)
         route.written += count  # under the sink lock
     except Exception as exc:  # noqa: BLE001 - P5: never into the caller
-        _write_failed(route, exc, count, notices, lost, inside)
+        _write_failed(route, exc, count, notices, lost, stuck, inside)
+    finally:
+        route.inflight = 0
+        route.stuck = False  # the write returned: the sink is not stuck
+        completed = sink.take_completed()
+        if completed:  # cut lines, counted as lost, that the sink has now completed
+            route.written += completed
+            with counters.lock:
+                route.lost_unannounced -= completed
+                counters.dropped -= completed
 
 
-def _write_failed(route: Route, exc: Exception, count: int, notices: int = 0, lost: int = 0, inside: int = 0) -> None:
+def _announced(route: Route, lost: int, stuck: int, inside: int) -> None:
+    """The notices for these counts were written: take them off what is owed."""
+    if lost or stuck:
+        with counters.lock:
+            route.lost_unannounced -= lost
+            route.stuck_dropped -= stuck
+    if inside:
+        _dropped_inside[0] -= inside
+
+
+def _write_failed(
+    route: Route, exc: Exception, count: int, notices: int = 0, lost: int = 0, stuck: int = 0, inside: int = 0
+) -> None:
     """Account for a failed write of ``count`` lines preceded by ``notices`` notices (which
-    announced ``lost`` and ``inside`` records): count and report what was lost."""
+    announced ``lost``, ``stuck`` and ``inside`` records): count and report what was lost."""
     sink = route.sink
     # A partial write (a disk filling up) wrote some whole lines: those count as written.
-    done = max(0, getattr(exc, "lines_written", 0) - notices)
-    if done or getattr(exc, "lines_written", 0) >= notices > 0:
-        route.lost_unannounced -= lost
-        if inside:
-            _dropped_inside[0] -= inside
+    whole = getattr(exc, "lines_written", 0)
+    done = max(0, whole - notices)
+    if notices and whole >= notices:
+        _announced(route, lost, stuck, inside)
     route.written += done
-    route.lost_unannounced += count - done
-    counters.add(dropped=count - done, sink_errors=1)
+    with counters.lock:
+        route.lost_unannounced += count - done
+        counters.dropped += count - done
+        counters.sink_errors += 1
     report(
         f"sink:{id(sink)}",
         f"sink {sink.name!r} failed ({type(exc).__name__}: {exc}); {count - done} record"
@@ -285,16 +399,50 @@ def drop_inside() -> None:
     counters.add(dropped=1)
 
 
-def flush_all() -> None:
-    """Write every thread's pending lines. Returns when they are written."""
+def flush_all(timeout: float = LOCK_TIMEOUT) -> bool:
+    """Write every thread's pending lines: every line logged before this call is written
+    when it returns True. Returns False if that could not be done within ``timeout``
+    seconds (a stuck or very slow sink); the lines left are still pending (or counted as
+    dropped, for a stuck sink)."""
+    deadline = time.monotonic() + timeout
+    done = True
+    # First hand every batch to its sink without waiting (a batch lock is held only for a
+    # moment by a thread that is not writing), then wait once per route for all of them:
+    # threads that keep logging cannot make this wait longer, as it waits for lines that
+    # exist now, not for a free lock.
     for batch in list(_registry):
         if batch.lines:  # most threads have nothing pending: skip the call
-            flush_batch(batch)
+            done = flush_batch(batch, False, deadline) and done
+    for route in (*_routes, *_retired):
+        if route.pending or route.inflight:
+            done = _barrier(route, deadline) and done
+    return done
+
+
+def _barrier(route: Route, deadline: float) -> bool:
+    """Return once everything handed to ``route`` before this call is written."""
+    lock = route.sink.lock
+    if lock.acquire(False):
+        _drain_and_release(route)
+        return True
+    if route.stuck:
+        return False
+    done = threading.Event()
+    route.pending.append(("", 0, done))
+    if lock.acquire(False):
+        _drain_and_release(route)
+        return True
+    return _wait_written(route, done, deadline)
 
 
 def pending() -> int:
     """Lines accepted but not yet written, across all threads."""
-    return sum(len(batch.lines) for batch in list(_registry))
+    total = sum(len(batch.lines) for batch in list(_registry))
+    for route in (*_routes, *_retired):
+        if route.pending or route.inflight:
+            # (tuple() of a deque is one C call: no thread can change it meanwhile)
+            total += sum(entry[1] for entry in tuple(route.pending)) + route.inflight
+    return total
 
 
 def set_routes(routes: list[Route]) -> list[Route]:
@@ -304,14 +452,14 @@ def set_routes(routes: list[Route]) -> list[Route]:
     flush_all()
     old, _routes = _routes, routes
     replaced = [route for route in old if route not in routes]
-    counters.add(written=sum(route.written for route in replaced))
     # Loggers being rebuilt right now may still render a few lines for the old routes (and
     # the async worker renders records queued before the change): those lines still go to
-    # the old sink, which is why the replaced routes are kept around for a while.
+    # the old sink, which is why the replaced routes are kept (and their lines counted)
+    # until they have been quiet for a while (see Flusher.tick).
     now = time.monotonic()
     for route in replaced:
         route.retired_at = now
-    _retired[:] = (_retired + replaced)[-16:]
+    _retired.extend(replaced)
     return old
 
 
@@ -319,28 +467,78 @@ _retired: list[Route] = []
 
 
 def retired_routes() -> list[Route]:
-    """Routes replaced by recent configure() calls (lines rendered for them still count)."""
+    """Routes replaced by configure() that may still receive lines (they count as written)."""
     return _retired
+
+
+def _forget_quiet_routes(now: float) -> None:
+    """Drop replaced routes that nothing has written to for a while: their count moves to
+    the process total, and a sink that a late line reopened after configure() closed it is
+    closed again (flusher thread only)."""
+    for route in list(_retired):
+        retired = route.retired_at
+        if retired is None or now - retired < RETIRED_BATCH_AGE or route.pending or route.inflight:
+            continue
+        if any(batch.route is route for batch in list(_registry)):
+            continue
+        lock = route.sink.lock
+        if not lock.acquire(False):
+            continue
+        try:
+            counters.add(written=route.written)
+            route.written = 0
+            if route.closed:
+                _close_now(route.sink)
+        finally:
+            lock.release()
+        _retired.remove(route)
 
 
 def written() -> int:
     """Lines written to every sink since start (or fork)."""
-    return counters.written + sum(route.written for route in _routes)
+    return counters.written + sum(route.written for route in (*_routes, *_retired))
+
+
+def close_route(route: Route, timeout: float = LOCK_TIMEOUT) -> None:
+    """Write what is pending for ``route``, then close its sink under its lock (a write in
+    flight finishes first); never raises. A sink still busy after ``timeout`` seconds, or
+    stuck, is left open rather than closed under a write."""
+    lock = route.sink.lock
+    if not (lock.acquire(False) or (not route.stuck and timeout > 0 and lock.acquire(timeout=timeout))):
+        report("close", f"sink {route.sink.name!r} is still busy writing; left open")
+        return
+    route.closed = True
+    try:
+        while route.pending:
+            _write_pending(route)
+        _close_now(route.sink)
+    finally:
+        _drain_and_release(route)  # (lines handed over meanwhile reopen a file sink)
 
 
 def close_sink(sink: Sink, timeout: float = LOCK_TIMEOUT) -> None:
-    """Close ``sink`` under its lock (a write in flight finishes first); never raises. A
-    sink still busy after ``timeout`` seconds is left open rather than closed under a write."""
-    lock = sink.lock
-    if not lock.acquire(timeout=max(0.0, timeout)):
-        report("close", f"sink {sink.name!r} stayed busy for {timeout}s; left open")
-        return
+    """Close a sink that no route uses (one made by a configure() that then failed)."""
+    close_route(Route(sink), timeout)
+
+
+def _close_now(sink: Sink) -> None:
     try:
         sink.close()
     except Exception as exc:  # noqa: BLE001
         report("close", f"closing sink {sink.name!r} failed: {type(exc).__name__}: {exc}")
-    finally:
-        lock.release()
+
+
+def mark_stuck(dropped: int = 0) -> list[Route]:
+    """Mark every route whose sink is inside a write now as stuck (called when a drain
+    gave up waiting for it): no caller waits for it again until that write returns, which
+    announces the ``dropped`` records the drain gave up on along with its own. Returns the
+    routes marked."""
+    marked = [route for route in (*_routes, *_retired) if route.inflight and route.sink.lock.locked()]
+    with counters.lock:
+        for route in marked:
+            route.stuck = True
+            route.stuck_dropped += dropped
+    return marked
 
 
 def routes() -> list[Route]:
@@ -415,9 +613,12 @@ class Flusher:
                     _registry.discard(batch)
                 continue
             if not batch.thread.is_alive():
-                flush_batch(batch)
-                _registry.discard(batch)
-                seen.pop(batch, None)
+                # (Its destructor did not run: the thread was not started by threading, or
+                # the storage outlived it.) Forgotten only once it is empty.
+                flush_batch(batch, False)
+                if not batch.lines:
+                    _registry.discard(batch)
+                    seen.pop(batch, None)
                 continue
             # The same line object still first means nothing was written since we looked:
             # it has waited at least since then. (We hold a reference, so a new line can
@@ -426,9 +627,16 @@ class Flusher:
             if last is not None and last[0] is first:
                 if now - last[1] >= max_age:
                     del seen[batch]
-                    flush_batch(batch)
+                    flush_batch(batch, False)  # the lock holder, if busy, writes it next
             else:
                 seen[batch] = (first, now)
+        for route in (*_routes, *_retired):
+            # Lines handed over while another route of the same sink held its lock are
+            # written by the next writer of their own route: if none comes, by this look.
+            if route.pending and not route.stuck and route.sink.lock.acquire(False):
+                _drain_and_release(route)
+        if _retired:
+            _forget_quiet_routes(now)
 
     def stop(self) -> None:
         self._wakeped = True
@@ -480,34 +688,57 @@ def _before_fork() -> None:
         return
     pid = os.getpid()
     for batch in list(_registry):
-        if take(batch.lock) and batch.pid == pid:
+        if not batch.route.stuck and take(batch.lock) and batch.pid == pid:
             _take_and_write(batch, wait=False)  # to the pending list; written just below
-    for route in _routes:
-        if take(route.sink.lock):
-            while route.pending:  # lines of threads that did not wait: write them now
-                _write_pending(route)
+    held: dict[int, Route] = {}
+    for route in (*_routes, *_retired):
+        owner = held.get(id(route.sink))
+        if owner is None:
+            if route.stuck or not take(route.sink.lock):
+                continue
+            held[id(route.sink)] = route
+            _held_sinks.append(route)
+        elif owner.stuck:
+            continue
+        while route.pending:  # lines of threads that did not wait: write them now
+            _write_pending(route)
+
+
+_held_sinks: list[Route] = []  # routes whose sink lock _before_fork holds
 
 
 def _after_fork_parent() -> None:
+    held = {id(route.sink.lock) for route in _held_sinks}
     while _held_for_fork:
-        _held_for_fork.pop().release()
+        lock = _held_for_fork.pop()
+        if id(lock) not in held:
+            lock.release()
+    # A sink lock is released as every holder releases it: writing what other threads
+    # handed over while the fork held it.
+    while _held_sinks:
+        route = _held_sinks.pop()
+        if route.sink.lock.locked():
+            _drain_and_release(route)
 
 
 def _after_fork_child() -> None:
     # Never touch a lock inherited from the parent: build new ones.
     global _registry_lock
     _held_for_fork.clear()
+    _held_sinks.clear()
     _registry_lock = threading.Lock()
     _registry.clear()
     flushing.clear()  # (the forking thread's ident lives on in the child)
     counters.reset_after_fork()
     reset_reports()
     _flusher.reset_after_fork()
-    for route in _routes:
+    for route in (*_routes, *_retired):
         route.sink.reset_after_fork()
-        route.lost_unannounced = 0
+        route.lost_unannounced = route.stuck_dropped = 0
         route.pending.clear()  # the parent's lines: the parent writes them
-        route.written = 0
+        route.written = route.inflight = 0
+        route.stuck = False  # (a write stuck in the parent is not going on here)
+    for route in _routes:
         batch = getattr(route.tls, "batch", None)
         if batch is not None:  # the forking thread's own batch carries on in the child
             batch.lock = threading.Lock()
@@ -553,6 +784,9 @@ def _at_exit() -> None:
         except Exception as exc:  # noqa: BLE001
             report("exit", f"exit hook failed: {type(exc).__name__}: {exc}")
     flush_all()
+    left = pending()
+    if left:
+        report("exit", f"{left:,} records were not written before exit: a sink did not finish its write")
 
 
 atexit.register(_at_exit)

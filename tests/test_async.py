@@ -286,3 +286,127 @@ def test_async_invalid_options_fail_in_configure() -> None:
         kakashi.configure(mode="async", queue_size=0)
     with pytest.raises(ValueError, match="max_latency must be a positive finite number of seconds"):
         kakashi.configure(mode="async", max_latency=-1)
+
+
+class StuckSink(kakashi.Sink):
+    """Writes its first ``free`` batches, then blocks inside write() until released."""
+
+    def __init__(self, free: int = 0) -> None:
+        super().__init__()
+        self.name = "stuck"
+        self.free = free
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.got: list[str] = []
+
+    def write(self, data: str) -> None:
+        if self.free:
+            self.free -= 1
+        else:
+            self.entered.set()
+            self.release.wait(60)
+        self.got.append(data)
+
+
+def test_a_stuck_sink_costs_the_caller_once_and_every_record_is_counted() -> None:
+    sink = StuckSink()
+    kakashi.configure(sink=sink, mode="async", format="json")
+    log = kakashi.get_logger("stuck")
+    before = kakashi.stats()
+    log.info("in flight", i=0)
+    assert sink.entered.wait(10)  # the worker is inside write() with that record
+    for i in range(1, 10):
+        log.info("queued", i=i)
+    began = time.monotonic()
+    kakashi.shutdown(timeout=1)
+    assert time.monotonic() - began < 2.5
+    # Known stuck now: write-through calls neither wait for it nor lose count.
+    began = time.monotonic()
+    for i in range(10, 15):
+        log.info("after", i=i)
+    log.error("an error too", i=15)
+    assert time.monotonic() - began < 0.5
+    stats = kakashi.stats()
+    delta = {key: stats[key] - before[key] for key in ("records", "written", "dropped")}
+    assert delta == {"records": 16, "written": 0, "dropped": 15} and stats["pending"] == 1  # the one in flight
+    sink.release.set()
+    deadline = time.monotonic() + 10
+    while len(sink.got) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    got = records("".join(sink.got).splitlines())
+    assert [r.get("i") for r in got if r["logger"] == "stuck"] == [0]
+    assert [r["message"] for r in got if r["logger"] == "kakashi"] == [
+        "kakashi dropped 15 records while the sink was stuck in a write"
+    ]
+    stats = kakashi.stats()
+    assert (stats["written"] - before["written"], stats["pending"]) == (1, 0)
+
+
+def test_a_shutdown_report_never_shows_a_negative_duration(capfd: pytest.CaptureFixture[str]) -> None:
+    sink = StuckSink()
+    kakashi.configure(sink=sink, mode="async")
+    kakashi.get_logger("stuck").info("x")
+    assert sink.entered.wait(10)
+    kakashi.shutdown(timeout=0.3)
+    sink.release.set()
+    err = capfd.readouterr().err
+    assert "kakashi: " in err and "-0." not in err and "for -" not in err
+
+
+@pytest.mark.timeout(120)
+def test_at_exit_a_slow_sink_gets_every_queued_record(tmp_path: Path) -> None:
+    path = tmp_path / "slow.log"
+    proc = run_python(
+        f"""
+        import time, kakashi
+        class Slow(kakashi.Sink):
+            def __init__(self):
+                super().__init__()
+                self.file = open({str(path)!r}, "a")
+            def write(self, data):
+                time.sleep(0.05)  # 50 ms a write: 10,000 records take about 5 s
+                self.file.write(data)
+                self.file.flush()
+        kakashi.configure(sink=Slow(), mode="async", format="json")
+        log = kakashi.get_logger("slow")
+        for i in range(10_000):
+            log.info("x", i=i)
+        """,
+        timeout=100,
+    )
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert [json.loads(line)["i"] for line in read_lines(path)] == list(range(10_000))
+
+
+@pytest.mark.timeout(120)
+def test_at_exit_a_sink_that_stops_making_progress_is_given_up_and_reported(tmp_path: Path) -> None:
+    path = tmp_path / "stuck.log"
+    proc = run_python(
+        f"""
+        import sys, threading, kakashi
+        class Stops(kakashi.Sink):
+            def __init__(self):
+                super().__init__()
+                self.writes = 0
+                self.file = open({str(path)!r}, "a")
+            def write(self, data):
+                self.writes += 1
+                if self.writes > 2:
+                    threading.Event().wait()  # never returns
+                self.file.write(data)
+                self.file.flush()
+        kakashi.configure(sink=Stops(), mode="async", batch_size=10)
+        log = kakashi.get_logger("stops")
+        for i in range(100):
+            log.info("x", t=0, i=i)
+        sys.exit(3)
+        """,
+        timeout=100,
+    )
+    assert proc.returncode == 3
+    written = seq_check(read_lines(path))[0]
+    assert written == list(range(len(written))) and 0 < len(written) < 100
+    queued = int(proc.stderr.split("gave up (the sink wrote nothing for 5s); ")[1].split()[0])
+    in_write = int(proc.stderr.split("kakashi: ")[-1].split()[0])
+    assert "records were not written before exit" in proc.stderr
+    assert len(written) + queued + in_write == 100, proc.stderr

@@ -211,3 +211,79 @@ def test_r17_field_str_and_del_that_log_do_not_deadlock(log_path: Path) -> None:
     messages = [line.split(": ", 1)[1] for line in lines]
     assert messages[:2] == ["inside __str__", "outer value=loud"]
     assert "during gc" in messages and "inside __del__" in messages
+
+
+@pytest.mark.timeout(120)
+def test_flush_is_a_fast_barrier_while_eight_threads_keep_logging(log_path: Path) -> None:
+    kakashi.configure(sink=log_path, batch_size=16)
+    log = kakashi.get_logger("barrier")
+    stop = threading.Event()
+    start = threading.Barrier(9)
+    done_upto = [0] * 8  # lines each thread has finished logging
+
+    def work(tid: int) -> None:
+        start.wait()
+        i = 0
+        while not stop.is_set():
+            log.info("x", t=tid, i=i)
+            i += 1
+            done_upto[tid] = i
+
+    threads = [threading.Thread(target=work, args=(tid,)) for tid in range(8)]
+    for t in threads:
+        t.start()
+    start.wait()
+    flushes = []  # (lines logged before the call, file size when it returned, seconds)
+    try:
+        for _ in range(10):
+            time.sleep(0.05)
+            before = list(done_upto)
+            began = time.monotonic()
+            assert kakashi.flush(timeout=5)
+            flushes.append((before, log_path.stat().st_size, time.monotonic() - began))
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    data = log_path.read_bytes()
+    for before, size, _ in flushes:
+        # What the file held when flush() returned: the lines before it (O_APPEND keeps
+        # later ones after), which must include every line logged before the call.
+        # (A write in progress at that moment may show in the size: cut at a line end.)
+        held = data[: data.rfind(b"\n", 0, size) + 1]
+        by_thread = seq_check(held.decode().splitlines())
+        for tid in range(8):
+            assert by_thread.get(tid, [])[: before[tid]] == list(range(before[tid])), f"thread {tid}"
+    assert max(seconds for *_, seconds in flushes) < 1.0, [seconds for *_, seconds in flushes]
+
+
+@pytest.mark.timeout(60)
+def test_flush_timeout_bounds_the_whole_call_on_a_stuck_sink() -> None:
+    release = threading.Event()
+    entered = threading.Event()
+
+    class Stuck(kakashi.Sink):
+        def write(self, data: str) -> None:
+            entered.set()
+            release.wait(30)
+
+    stuck = Stuck()
+    kakashi.configure(sink=stuck, batch_size=1)
+    log = kakashi.get_logger("stuck")
+    writer = threading.Thread(target=log.info, args=("first",))  # sticks inside the sink
+    writer.start()
+    assert entered.wait(10)
+    kakashi.configure(sink=stuck, batch_size=100)  # (the same sink: nothing is closed)
+    log.info("waiting in the batch")
+    began = time.monotonic()
+    assert kakashi.flush(timeout=0.5) is False
+    assert time.monotonic() - began < 1.5
+    # Known stuck now: a later call neither waits nor loses count.
+    began = time.monotonic()
+    log.error("not waited for")
+    assert time.monotonic() - began < 0.5
+    stats = kakashi.stats()
+    assert stats["records"] == stats["written"] + stats["dropped"] + stats["pending"]
+    release.set()
+    writer.join(10)
+    assert kakashi.flush(timeout=5)
