@@ -8,6 +8,8 @@ the same format, with their ``extra=`` attributes as fields and their tracebacks
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from typing import Any
 
 from . import _engine
@@ -17,6 +19,13 @@ from ._render import internal_error
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "taskName"}
+# Not fields either: uvicorn's ``color_message``, a copy of the message with ANSI colour codes
+# for its own formatter (as a field it would repeat each startup line, escapes and all).
+_NOT_FIELDS = _STANDARD | {"color_message"}
+# Per thread, a weak reference to the record a StdlibHandler took last: a record meets every
+# handler up the logger tree in one go, in its thread, so one on a logger and another on
+# the root (Flask's app.logger and capture_stdlib()) would otherwise take it twice.
+_last = threading.local()
 
 
 class StdlibHandler(logging.Handler):
@@ -27,10 +36,13 @@ class StdlibHandler(logging.Handler):
     The kakashi logger's level applies on top of the stdlib one. Records emitted from inside
     a kakashi sink (a sink that itself logs through stdlib, or kakashi output forwarded into
     stdlib) are not taken back in (that would loop); they are counted as dropped and
-    announced in the log.
+    announced in the log. A record that meets several of these handlers on its way up the
+    logger tree (one on its logger, one on the root) is taken once.
     """
 
     def emit(self, record: logging.LogRecord) -> None:
+        if _taken_already(record):
+            return
         if _engine.in_flush():
             # Emitted from inside a kakashi sink (a sink that logs through stdlib, or kakashi
             # output forwarded into stdlib): taking it back in would loop. Counted, announced.
@@ -41,11 +53,23 @@ class StdlibHandler(logging.Handler):
                 message = record.getMessage()
             except Exception as exc:  # noqa: BLE001 - a bad %-format in a library's call
                 message = f"{record.msg} <format error {type(exc).__name__}; args: {record.args!r}>"
-            fields = {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+            fields = {k: v for k, v in record.__dict__.items() if k not in _NOT_FIELDS}
             exc_info: Any = record.exc_info if record.exc_info and record.exc_info[0] is not None else None
             get_logger(record.name).log(record.levelno, message, exc_info=exc_info, **fields)
         except Exception as exc:  # noqa: BLE001 - P5: never into the library that logged
             internal_error(exc)
+
+
+def _taken_already(record: logging.LogRecord) -> bool:
+    """Whether a StdlibHandler further down the logger tree took ``record`` (remembers it)."""
+    last = getattr(_last, "record", None)
+    if last is not None and last() is record:
+        return True
+    try:
+        _last.record = weakref.ref(record)
+    except TypeError:  # a record class without weak references (a custom factory's)
+        _last.record = None
+    return False
 
 
 def capture_stdlib(level: int | str = "INFO", *, take_over: bool = True) -> StdlibHandler:

@@ -94,6 +94,59 @@ def test_loggers_sharing_one_handler_list_all_propagate_after_the_take_over(
             lg.handlers, lg.propagate = handlers, propagate
 
 
+def test_uvicorns_coloured_copy_of_the_message_is_not_a_field(log_path: Path) -> None:
+    # uvicorn logs its startup lines with extra={"color_message": <the message with ANSI
+    # colour codes>} for its own formatter; as a field it would repeat every such line.
+    uvicorn = pytest.importorskip("uvicorn")
+    kakashi.configure(sink=log_path, format="json")
+    kakashi.capture_stdlib(take_over=False)
+    config = uvicorn.Config(app=None, host="127.0.0.1", port=0, log_config=None)
+    config.bind_socket().close()  # logs "Uvicorn running on http://127.0.0.1:<port> ..."
+    logging.getLogger("uvicorn.error").info("Started server process [%d]", 42, extra={"color_message": "\x1b[36m"})
+    running, started = records(log_path)
+    assert running["logger"] == "uvicorn.error" and running["message"].startswith("Uvicorn running on http://")
+    assert started["message"] == "Started server process [42]"
+    assert "color_message" not in running and "color_message" not in started
+
+
+def test_a_record_reaches_kakashi_once_through_several_bridges(log_path: Path) -> None:
+    # A StdlibHandler on a logger and another on the root (the Flask extension's on app.logger,
+    # capture_stdlib()'s on the root): the record propagates to both, and is written once.
+    kakashi.configure(sink=log_path, format="json")
+    kakashi.capture_stdlib(take_over=False)
+    lib = logging.getLogger("lib.bridged")
+    lib.addHandler(kakashi.StdlibHandler())
+    lib.addHandler(kakashi.StdlibHandler())
+    try:
+        lib.warning("same words")
+        lib.warning("same words")  # a second record: written too
+        logging.getLogger("other").warning("elsewhere")
+        assert [(r["logger"], r["message"]) for r in records(log_path)] == [
+            ("lib.bridged", "same words"),
+            ("lib.bridged", "same words"),
+            ("other", "elsewhere"),
+        ]
+    finally:
+        lib.handlers.clear()
+
+
+def test_a_record_without_weak_references_is_taken_too(log_path: Path) -> None:
+    # A record made by a custom factory, of a class without weak references.
+    class Bare:
+        __slots__ = ("__dict__",)
+
+        def getMessage(self) -> str:
+            return str(self.__dict__["msg"])
+
+    kakashi.configure(sink=log_path, format="json")
+    handler = kakashi.StdlibHandler()
+    for text in ("first", "second"):
+        record = Bare()
+        record.__dict__.update(logging.makeLogRecord({"name": "lib", "levelno": 30, "msg": text}).__dict__)
+        handler.handle(record)  # type: ignore[arg-type]
+    assert [r["message"] for r in records(log_path)] == ["first", "second"]
+
+
 def test_handler_in_dictconfig(log_path: Path) -> None:
     kakashi.configure(sink=log_path, format="json")
     logging.config.dictConfig(
