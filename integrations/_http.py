@@ -8,13 +8,15 @@ Only kakashi's public API is used here.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import ipaddress
+import json
 import logging
 import os
 import random
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 import kakashi
@@ -42,6 +44,9 @@ _WITH_PORT = re.compile(r"\[([^\]]*)\](?::[0-9]{1,5})?|([0-9.]+):[0-9]{1,5}")
 _SCOPE_ID = re.compile(r"[A-Za-z0-9._-]{1,32}")
 _METHOD_NAMES = frozenset({"debug", "info", "warning", "error", "critical"})
 _EXCEPTION_MARK = "__kakashi_logged__"
+# The options that take a list of str, and what the entries are.
+_LISTS = {"skip_paths": "paths", "trusted_proxies": "addresses or networks", "headers": "header names"}
+_FUNCTIONS = {"status_levels": "status code to level name", "request_fields": "request to fields"}
 
 
 def parse_request_id(value: str | None) -> tuple[str, bool]:
@@ -132,6 +137,13 @@ class Options:
         status_levels: a function from status code to level name.
         request_fields: a function from the framework's request (or ASGI scope) to extra
             context fields; if it raises, the request goes on without them.
+        names: how the user wrote each option (``app.config["KAKASHI_SKIP_PATHS"]``), by
+            field name, for the error messages; by default the field name itself.
+
+    Raises:
+        TypeError: a value of the wrong type (a str where a list belongs included: it
+            would be read character by character), named as the user wrote it.
+        ValueError: a bad value (an empty header name, an address that is none).
     """
 
     request_id_header: str = "X-Request-ID"
@@ -144,22 +156,34 @@ class Options:
     request_fields: Callable[[Any], Mapping[str, Any]] | None = None
     _networks: tuple[Any, ...] = field(default=(), init=False, repr=False)
     _plain: bool = field(default=True, init=False, repr=False)
+    names: InitVar[Mapping[str, str] | None] = None
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "skip_paths", frozenset(self.skip_paths))
-        object.__setattr__(self, "headers", tuple(h.lower() for h in self.headers))
-        if not isinstance(self.request_id_header, str) or not self.request_id_header.strip():
-            raise ValueError(f"request_id_header must be a header name, got {self.request_id_header!r}")
-        for name, what in (("status_levels", "status code to level name"), ("request_fields", "request to fields")):
-            value = getattr(self, name)
+    def __post_init__(self, names: Mapping[str, str] | None) -> None:
+        def name(option: str) -> str:
+            return names.get(option, option) if names else option
+
+        lists = {option: _strings(name(option), getattr(self, option), what) for option, what in _LISTS.items()}
+        object.__setattr__(self, "skip_paths", frozenset(lists["skip_paths"]))
+        object.__setattr__(self, "headers", tuple(h.lower() for h in lists["headers"]))
+        header = self.request_id_header
+        if not isinstance(header, str):
+            raise TypeError(f"{name('request_id_header')} must be a header name (a str), not {_described(header)}")
+        if not header.strip():
+            raise ValueError(f"{name('request_id_header')} must be a header name, got {header!r}")
+        if not isinstance(self.log_query, bool):
+            raise TypeError(f"{name('log_query')} must be True or False, not {_described(self.log_query)}")
+        if not isinstance(self.logger, str):
+            raise TypeError(f"{name('logger')} must be a logger name (a str), not {_described(self.logger)}")
+        for option, what in _FUNCTIONS.items():
+            value = getattr(self, option)
             if value is not None and not callable(value):
-                raise TypeError(f"{name} must be a function from {what}, not {type(value).__name__}")
+                raise TypeError(f"{name(option)} must be a function from {what}, not {type(value).__name__}")
         networks = []
-        for proxy in self.trusted_proxies:
+        for proxy in lists["trusted_proxies"]:
             try:
                 networks.append(ipaddress.ip_network(proxy, strict=False))
             except ValueError as exc:
-                raise ValueError(f"invalid trusted proxy {proxy!r}: {exc}") from None
+                raise ValueError(f"{name('trusted_proxies')}: invalid trusted proxy {proxy!r}: {exc}") from None
         object.__setattr__(self, "_networks", tuple(networks))
         # Default levels and no extra headers: the access line takes the short path.
         object.__setattr__(self, "_plain", self.status_levels is None and not self.headers)
@@ -299,6 +323,50 @@ class Options:
                 key = "header_" + name.replace("-", "_")
                 found[key] = "[REDACTED]" if kakashi.is_redacted(name) else value
         return found
+
+
+def _described(value: object) -> str:
+    return f"{type(value).__name__} ({value!r})"
+
+
+def _strings(name: str, value: object, what: str) -> tuple[str, ...]:
+    """``value``, a list (or any iterable) of str, as a tuple. A str itself is refused: it
+    would be read character by character (``"/health"`` as the paths ``/``, ``h``, ...)."""
+    if isinstance(value, (str, bytes, bytearray)) or not isinstance(value, Iterable):
+        raise TypeError(f"{name} must be a list of str ({what}), not {_described(value)}")
+    items = tuple(value)
+    for item in items:
+        if not isinstance(item, str):
+            raise TypeError(f"{name} entries must be str, got {_described(item)}")
+    return items
+
+
+def quoted(key: object) -> str:
+    """A settings key as it is written in code: ``"skip_paths"`` (a str), ``7`` (others)."""
+    return json.dumps(key, ensure_ascii=False) if isinstance(key, str) else repr(key)
+
+
+def refuse_unknown(
+    keys: Iterable[Any], valid: Collection[str], name: Callable[[Any], str], listing: str, prefix: str = ""
+) -> None:
+    """Refuse the keys that are not in ``valid``, each named as the user wrote it (``name``
+    gives that) with the closest valid key, if one is close. Keys are compared without
+    ``prefix`` (common to all, it would make every key look close) and ignoring case.
+
+    Raises:
+        ValueError: ``unknown setting <name> (did you mean <name>?); <listing>``.
+    """
+    unknown = sorted((key for key in keys if key not in valid), key=str)
+    if not unknown:
+        return
+    stems = {key.removeprefix(prefix).lower(): key for key in valid}
+    named = []
+    for key in unknown:
+        stem = key.removeprefix(prefix).lower() if isinstance(key, str) else None
+        close = difflib.get_close_matches(stem, stems, n=1) if stem is not None else []
+        named.append(name(key) + (f" (did you mean {name(stems[close[0]])}?)" if close else ""))
+    plural = "s" if len(named) > 1 else ""
+    raise ValueError(f"unknown setting{plural} {', '.join(named)}; {listing}")
 
 
 def access_fields(

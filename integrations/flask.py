@@ -7,18 +7,29 @@ logged once, and a flush at request end.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import inspect
+import logging
+from collections.abc import Iterable, Iterator, Mapping
 from time import perf_counter_ns
 from typing import Any
 
 try:
     from flask import Flask, Response, g, got_request_exception, request
+    from flask.logging import default_handler
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("kakashi.integrations.flask needs Flask: pip install 'kakashi[flask]'") from exc
 
 import kakashi
 
-from ._http import Options, install_duplicate_filter, mark_logged, new_request_id, parse_request_id
+from ._http import (
+    Options,
+    install_duplicate_filter,
+    mark_logged,
+    new_request_id,
+    parse_request_id,
+    quoted,
+    refuse_unknown,
+)
 
 _STATE = "_kakashi_request"  # per-request state on flask.g
 # (Hooks resolve the g proxy once with _get_current_object(): an attribute read through the
@@ -35,6 +46,11 @@ CONFIG = {
     "KAKASHI_STATUS_LEVELS": ("status_levels", None),
     "KAKASHI_REQUEST_FIELDS": ("request_fields", None),
 }
+CAPTURE_STDLIB = "KAKASHI_CAPTURE_STDLIB"
+# Every app.config key with this prefix is the extension's: an unknown one is refused.
+PREFIX = "KAKASHI_"
+_KEYS = frozenset({*CONFIG, CAPTURE_STDLIB})
+_CONFIGURE_KEYS = frozenset(inspect.signature(kakashi.configure).parameters)
 
 
 class _State:
@@ -150,12 +166,18 @@ class _Request:
 class Kakashi:
     """The Flask extension. Holds no app: one instance can serve several apps.
 
-    Options come from ``app.config`` (``KAKASHI_REQUEST_ID_HEADER``, ``KAKASHI_SKIP_PATHS``,
-    ``KAKASHI_LOG_QUERY``, ``KAKASHI_TRUSTED_PROXIES``, ``KAKASHI_HEADERS``,
-    ``KAKASHI_ACCESS_LOGGER``, ``KAKASHI_STATUS_LEVELS`` (status code to level name),
-    ``KAKASHI_REQUEST_FIELDS`` (the request to extra context fields), and
-    ``KAKASHI_CAPTURE_STDLIB``, default True: Flask's ``app.logger`` and werkzeug's logger
-    come out through kakashi).
+    Options come from ``app.config`` when the extension is given the app
+    (``KAKASHI_REQUEST_ID_HEADER``, ``KAKASHI_SKIP_PATHS``, ``KAKASHI_LOG_QUERY``,
+    ``KAKASHI_TRUSTED_PROXIES``, ``KAKASHI_HEADERS``, ``KAKASHI_ACCESS_LOGGER``,
+    ``KAKASHI_STATUS_LEVELS`` (status code to level name), ``KAKASHI_REQUEST_FIELDS`` (the
+    request to extra context fields), and ``KAKASHI_CAPTURE_STDLIB``: ``"flask"``, the
+    default, routes ``app.logger`` and werkzeug's logger into kakashi; ``"all"`` every stdlib
+    logger, with :func:`kakashi.capture_stdlib`; ``False`` none). Every ``KAKASHI_*`` key is
+    the extension's: an unknown one is refused.
+
+    Raises:
+        ValueError: an unknown ``KAKASHI_*`` key, or a bad value.
+        TypeError: a value of the wrong type (a str where a list belongs included).
     """
 
     def __init__(self, app: Flask | None = None) -> None:
@@ -163,13 +185,25 @@ class Kakashi:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
+        """Read the app's ``KAKASHI_*`` settings and install the request hooks.
+
+        Raises:
+            ValueError, TypeError: a bad setting (the message names its key).
+        """
+        _refuse_unknown_keys(app.config)
         for key, (_, default) in CONFIG.items():
             app.config.setdefault(key, default)
-        app.config.setdefault("KAKASHI_CAPTURE_STDLIB", True)
-        options = Options(**{name: app.config[key] for key, (name, _) in CONFIG.items()})
+        app.config.setdefault(CAPTURE_STDLIB, "flask")
+        capture = _capture_choice(app.config[CAPTURE_STDLIB])
+        options = Options(
+            **{name: app.config[key] for key, (name, _) in CONFIG.items()},
+            names={name: _config_key(key) for key, (name, _) in CONFIG.items()},
+        )
         state = app.extensions["kakashi"] = _State(options)
-        if app.config["KAKASHI_CAPTURE_STDLIB"]:
+        if capture == "all":
             kakashi.capture_stdlib("INFO")
+        elif capture == "flask":
+            _route_flask_loggers(app)
         # Flask logs unhandled errors again through app.logger (log_exception), and gunicorn
         # logs a streamed body's error ("Error handling request"): the extension owns that
         # record, so their copies are dropped.
@@ -181,6 +215,59 @@ class Kakashi:
         app.after_request(state.after_request)
         app.teardown_request(state.teardown_request)
         got_request_exception.connect(state.on_exception, app, weak=False)
+
+
+def _config_key(key: object) -> str:
+    return f"app.config[{quoted(key)}]"
+
+
+def _refuse_unknown_keys(config: Mapping[str, Any]) -> None:
+    """Every ``KAKASHI_*`` key must be one the extension reads: a misspelt one would be
+    ignored without a word. ``KAKASHI_LEVEL`` and the like are kakashi.configure()'s."""
+    ours = [key for key in config if isinstance(key, str) and key.startswith(PREFIX) and key not in _KEYS]
+    for key in ours:
+        option = key[len(PREFIX) :].lower()
+        if option in _CONFIGURE_KEYS:
+            raise ValueError(
+                f"unknown setting {_config_key(key)}: Kakashi(app) does not configure kakashi; "
+                f"call kakashi.configure({option}=...) before it"
+            )
+    refuse_unknown(ours, _KEYS, _config_key, "Kakashi(app) reads " + ", ".join(sorted(_KEYS)), PREFIX)
+
+
+def _capture_choice(value: object) -> str | None:
+    """``KAKASHI_CAPTURE_STDLIB``: ``"flask"`` (also True), ``"all"``, or None for False."""
+    if value is True or value == "flask":
+        return "flask"
+    if value == "all":
+        return "all"
+    if value is False:
+        return None
+    described = repr(value) if isinstance(value, str) else f"{type(value).__name__} ({value!r})"
+    error = ValueError if isinstance(value, str) else TypeError
+    raise error(f'{_config_key(CAPTURE_STDLIB)} must be "flask", "all" or False, not {described}')
+
+
+def _route_flask_loggers(app: Flask) -> None:
+    """``app.logger`` and werkzeug's logger (the development server's request lines) into
+    kakashi: one :class:`kakashi.StdlibHandler` on each, and INFO as their level when they
+    have none of their own and would otherwise drop INFO lines. Only the handlers that
+    would write the same lines again are removed: Flask's default handler and werkzeug's
+    (werkzeug adds it at its first line, unless a handler is found, as ours now is). Other
+    loggers, and the root logger, keep theirs."""
+    for logger in (app.logger, logging.getLogger("werkzeug")):
+        for handler in list(logger.handlers):
+            if handler is default_handler or _is_werkzeugs(handler):
+                logger.removeHandler(handler)
+        if not any(isinstance(handler, kakashi.StdlibHandler) for handler in logger.handlers):
+            logger.addHandler(kakashi.StdlibHandler())
+        if logger.level == logging.NOTSET and logger.getEffectiveLevel() > logging.INFO:
+            logger.setLevel(logging.INFO)
+
+
+def _is_werkzeugs(handler: logging.Handler) -> bool:
+    """werkzeug's own stderr handler (``werkzeug._internal._ColorStreamHandler``)."""
+    return isinstance(handler, logging.StreamHandler) and type(handler).__module__.startswith("werkzeug.")
 
 
 def _access_line(state: _Request) -> None:

@@ -8,7 +8,7 @@ request, request ids, errors logged once, and a flush at request end and at shut
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from time import perf_counter_ns
 from typing import Any
 
@@ -20,6 +20,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 import kakashi
 
 from ._http import (
+    ACCESS_LOGGER,
     Options,
     install_duplicate_filter,
     mark_logged,
@@ -37,20 +38,62 @@ _INTERNAL_ERROR = b"Internal Server Error"
 
 
 class KakashiMiddleware:
-    """ASGI middleware (a class with ``__init__(app, **options)`` and ``__call__``; it never
-    buffers a response, so streaming and background tasks work unchanged).
+    """ASGI middleware (a class taking the app and keyword options, with an async
+    ``__call__``; it never buffers a response, so streaming and background tasks work
+    unchanged).
 
-    Options are those of :class:`kakashi.integrations._http.Options` (``request_id_header``,
-    ``skip_paths``, ``log_query``, ``trusted_proxies``, ``headers``, ``logger``,
-    ``status_levels``, ``request_fields``), plus ``debug``: when the app runs in debug mode
-    (Starlette's ``debug=True``; by default read from the app) the middleware lets
-    Starlette's debug error page answer an unhandled exception instead of answering 500
-    itself.
+    The options are keyword parameters, typed, so that ``app.add_middleware(KakashiMiddleware,
+    skip_paths=[...])`` type-checks and a misspelt name is refused (by mypy, and by Python
+    when Starlette builds the middleware: at the app's lifespan startup or first request).
+
+    Args:
+        app: the ASGI app to wrap.
+        request_id_header: the header carrying the request id, in and out.
+        skip_paths: paths that write no access line (e.g. ``["/health"]``).
+        log_query: include the query string in ``path``.
+        trusted_proxies: addresses or networks (``"10.0.0.0/8"``) whose ``X-Forwarded-For``
+            is believed.
+        headers: request headers to add to the access line (secret ones are redacted).
+        logger: the name of the access logger.
+        status_levels: a function from status code to level name.
+        request_fields: a function from the ASGI scope to extra context fields; if it
+            raises, the request goes on without them.
+        debug: when the app runs in debug mode (Starlette's ``debug=True``; by default read
+            from the app) the middleware lets Starlette's debug error page answer an
+            unhandled exception instead of answering 500 itself.
+
+    Raises:
+        TypeError: an unknown option, or a value of the wrong type (a str for a list too).
+        ValueError: a bad value (an empty header name, a trusted proxy that is no address).
     """
 
-    def __init__(self, app: ASGIApp, *, debug: bool | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        request_id_header: str = "X-Request-ID",
+        skip_paths: Iterable[str] = (),
+        log_query: bool = False,
+        trusted_proxies: Iterable[str] = (),
+        headers: Iterable[str] = (),
+        logger: str = ACCESS_LOGGER,
+        status_levels: Callable[[int], str] | None = None,
+        request_fields: Callable[[Scope], Mapping[str, Any]] | None = None,
+        debug: bool | None = None,
+    ) -> None:
+        if debug is not None and not isinstance(debug, bool):
+            raise TypeError(f"debug must be True, False or None, not {type(debug).__name__} ({debug!r})")
         self.app = app
-        self.options = Options(**options)
+        self.options = Options(
+            request_id_header=request_id_header,
+            skip_paths=skip_paths,
+            log_query=log_query,
+            trusted_proxies=trusted_proxies,
+            headers=headers,
+            logger=logger,
+            status_levels=status_levels,
+            request_fields=request_fields,
+        )
         self.debug = debug
         self.access = kakashi.get_logger(self.options.logger)
         self.access_writer = self.options.access_writer(self.access)

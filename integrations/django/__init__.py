@@ -11,6 +11,7 @@ at ``django.setup()`` instead of when the first handler is built (see ``apps.py`
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
@@ -26,12 +27,18 @@ try:
     from django.http.multipartparser import MultiPartParserError
     from django.utils.functional import LazyObject, empty
     from django.utils.log import log_response
-    from django.utils.module_loading import import_string
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("kakashi.integrations.django needs Django: pip install 'kakashi[django]'") from exc
 
 import kakashi
-from kakashi.integrations._http import Options, install_duplicate_filter, mark_logged, parse_request_id
+from kakashi.integrations._http import (
+    Options,
+    install_duplicate_filter,
+    mark_logged,
+    parse_request_id,
+    quoted,
+    refuse_unknown,
+)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -57,25 +64,53 @@ def read_settings() -> tuple[dict[str, Any], Options]:
     """``settings.KAKASHI`` split into ``configure()`` arguments and middleware options.
 
     Raises:
-        ImproperlyConfigured: not a dict, an unknown key, or an invalid option.
+        ImproperlyConfigured: not a dict, an unknown key, a dotted path that does not
+            import, or an invalid option; the message names the key
+            (``settings.KAKASHI["skip_paths"]``).
     """
     raw = getattr(settings, "KAKASHI", None) or {}
     if not isinstance(raw, Mapping):
-        raise ImproperlyConfigured(f"KAKASHI must be a dict, not {type(raw).__name__}")
-    unknown = sorted(set(raw) - CONFIGURE_KEYS - OPTION_KEYS, key=str)
-    if unknown:
-        valid = ", ".join(sorted(CONFIGURE_KEYS | OPTION_KEYS))
-        raise ImproperlyConfigured(f"unknown KAKASHI setting(s) {', '.join(map(repr, unknown))}; valid: {valid}")
+        raise ImproperlyConfigured(f"settings.KAKASHI must be a dict, not {type(raw).__name__}")
+    valid = CONFIGURE_KEYS | OPTION_KEYS
+    try:
+        refuse_unknown(raw, valid, _setting, "valid keys: " + ", ".join(sorted(valid)))
+    except ValueError as exc:
+        raise ImproperlyConfigured(str(exc)) from None
     config = {key: value for key, value in raw.items() if key in CONFIGURE_KEYS}
     chosen = {key: value for key, value in raw.items() if key in OPTION_KEYS}
+    for name in _CALLABLE_OPTIONS:
+        if isinstance(chosen.get(name), str):
+            chosen[name] = _import_function(chosen[name], _setting(name))
     try:
-        for name in _CALLABLE_OPTIONS:
-            if isinstance(chosen.get(name), str):
-                chosen[name] = import_string(chosen[name])
-        options = Options(**chosen)
-    except (ImportError, TypeError, ValueError) as exc:
-        raise ImproperlyConfigured(f"KAKASHI: {exc}") from exc
+        options = Options(**chosen, names={key: _setting(key) for key in chosen})
+    except (TypeError, ValueError) as exc:
+        raise ImproperlyConfigured(str(exc)) from exc
     return config, options
+
+
+def _setting(key: object) -> str:
+    return f"settings.KAKASHI[{quoted(key)}]"
+
+
+def _import_function(path: str, setting: str) -> Any:
+    """What the dotted path ``module.function`` names.
+
+    Raises:
+        ImproperlyConfigured: naming the setting and the path (Python's own error says only
+            ``No module named 'myapp'``).
+    """
+    module_name, _, attribute = path.rpartition(".")
+    failed = f'{setting}: cannot import "{path}"'
+    if not module_name or not attribute:
+        raise ImproperlyConfigured(f"{failed}: give a function or its dotted path (module.function)")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ImproperlyConfigured(f"{failed}: {exc}") from exc
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise ImproperlyConfigured(f"{failed}: module {module_name!r} has no attribute {attribute!r}") from None
 
 
 def apply_settings() -> Options:
@@ -92,7 +127,8 @@ def apply_settings() -> Options:
         try:
             kakashi.configure(**config)
         except (TypeError, ValueError, OSError) as exc:
-            raise ImproperlyConfigured(f"KAKASHI: {exc}") from exc
+            # (configure()'s messages name its argument, which is the key)
+            raise ImproperlyConfigured(f"settings.KAKASHI: {exc}") from exc
         _applied[0] = config
     # Django logs an unhandled view error through django.request, servers log an error in a
     # streamed body again: the middleware owns those records.

@@ -804,10 +804,53 @@ def test_the_app_config_applies_the_setting_at_setup(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("setting", "message"),
     [
-        ({"sinkk": "stdout"}, "unknown KAKASHI setting(s) 'sinkk'; valid: "),
-        ({"level": "LOUD"}, "KAKASHI: unknown level 'LOUD'"),
-        ({"trusted_proxies": ["nonsense"]}, "KAKASHI: invalid trusted proxy 'nonsense'"),
-        ({"status_levels": "no.such.function"}, "KAKASHI: No module named 'no'"),
+        (
+            {"sinkk": "stdout"},
+            'unknown setting settings.KAKASHI["sinkk"] (did you mean settings.KAKASHI["sink"]?); valid keys: ',
+        ),
+        (
+            {"skip_path": ["/health"], "trusted_proxy": ["10.0.0.1"]},
+            'unknown settings settings.KAKASHI["skip_path"] (did you mean settings.KAKASHI["skip_paths"]?), '
+            'settings.KAKASHI["trusted_proxy"] (did you mean settings.KAKASHI["trusted_proxies"]?); valid keys: ',
+        ),
+        ({"nonsense": 1}, 'unknown setting settings.KAKASHI["nonsense"]; valid keys: batch_size, '),
+        ({"level": "LOUD"}, "settings.KAKASHI: unknown level 'LOUD'"),
+        (
+            {"trusted_proxies": ["nonsense"]},
+            "settings.KAKASHI[\"trusted_proxies\"]: invalid trusted proxy 'nonsense'",
+        ),
+        # A str where a list belongs would be read character by character.
+        (
+            {"skip_paths": "/health"},
+            "settings.KAKASHI[\"skip_paths\"] must be a list of str (paths), not str ('/health')",
+        ),
+        (
+            {"headers": "user-agent"},
+            "settings.KAKASHI[\"headers\"] must be a list of str (header names), not str ('user-agent')",
+        ),
+        (
+            {"trusted_proxies": "10.0.0.1"},
+            "settings.KAKASHI[\"trusted_proxies\"] must be a list of str (addresses or networks), not str ('10.0.0.1')",
+        ),
+        ({"log_query": "yes"}, "settings.KAKASHI[\"log_query\"] must be True or False, not str ('yes')"),
+        (
+            {"request_fields": "myapp.no.such.func"},
+            'settings.KAKASHI["request_fields"]: cannot import "myapp.no.such.func": No module named \'myapp\'',
+        ),
+        (
+            {"status_levels": "kakashi.no_such_function"},
+            'settings.KAKASHI["status_levels"]: cannot import "kakashi.no_such_function": '
+            "module 'kakashi' has no attribute 'no_such_function'",
+        ),
+        (
+            {"status_levels": "levels"},
+            'settings.KAKASHI["status_levels"]: cannot import "levels": give a function or its dotted path '
+            "(module.function)",
+        ),
+        (
+            {"request_fields": "kakashi.DEFAULT_REDACT"},
+            'settings.KAKASHI["request_fields"] must be a function from request to fields, not tuple',
+        ),
     ],
 )
 def test_bad_settings_fail_when_the_handler_is_built(setting: dict[str, Any], message: str) -> None:

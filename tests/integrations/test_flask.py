@@ -25,7 +25,7 @@ from helpers import access, free_port, records, start_server, stop_server, wait_
 import kakashi  # noqa: E402
 from kakashi.integrations.flask import Kakashi  # noqa: E402
 
-from conftest import read_lines  # noqa: E402
+from conftest import read_lines, run_python  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 log = kakashi.get_logger("app")
@@ -314,6 +314,71 @@ def test_werkzeug_and_app_logger_come_out_once(records: Any) -> None:
     assert recs[0]["logger"] == "shop"
 
 
+def test_the_extension_leaves_other_loggers_their_handlers(tmp_path: Path) -> None:
+    # In a process of its own: Flask and werkzeug add their default handlers only where no
+    # handler is found up the logger tree, and pytest puts handlers on the root logger.
+    path = tmp_path / "app.log"
+    proc = run_python(
+        f"""
+        import logging, sys
+        import flask.logging, werkzeug._internal
+        from flask import Flask
+        import kakashi
+        from kakashi.integrations.flask import Kakashi
+
+        kakashi.configure(sink={str(path)!r}, format="json")
+        mine = logging.StreamHandler(sys.stdout)
+        logging.getLogger("mylib").addHandler(mine)
+        app = Flask("shop")
+        assert app.logger.handlers == [flask.logging.default_handler]
+        werkzeug._internal._log("info", "werkzeug before")  # werkzeug adds its handler at its first line
+        assert len(logging.getLogger("werkzeug").handlers) == 1
+
+        Kakashi(app)
+        Kakashi(Flask("shop"))  # a second app: still one handler each
+        assert logging.getLogger("mylib").handlers == [mine]
+        assert logging.getLogger().handlers == []
+        assert len(app.logger.handlers) == len(logging.getLogger("werkzeug").handlers) == 1
+        app.logger.info("from app.logger")
+        logging.getLogger("shop.views").info("from a module of the app")
+        werkzeug._internal._log("info", "from werkzeug")
+        logging.getLogger("mylib").warning("from mylib")
+        kakashi.capture_stdlib(take_over=False)  # the root logger routes to kakashi too
+        app.logger.warning("app.logger again")
+        werkzeug._internal._log("warning", "werkzeug again")
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "from mylib\n"  # by its own handler, not taken over
+    assert proc.stderr == "werkzeug before\n"  # nothing else by Flask's or werkzeug's default handler
+    recs = [json.loads(line) for line in read_lines(path)]
+    assert [(r["logger"], r["message"]) for r in recs] == [
+        ("shop", "from app.logger"),
+        ("shop.views", "from a module of the app"),
+        ("werkzeug", "from werkzeug"),
+        ("shop", "app.logger again"),
+        ("werkzeug", "werkzeug again"),
+    ]
+
+
+def test_capture_stdlib_all_takes_over_every_logger(records: Any) -> None:
+    mylib = logging.getLogger("mylib.all")
+    mine = logging.StreamHandler()
+    mylib.addHandler(mine)
+    try:
+        make_app(KAKASHI_CAPTURE_STDLIB="all")
+        assert mylib.handlers == [] and mylib.propagate
+        mylib.warning("from mylib")
+        assert [r["message"] for r in records()] == ["from mylib"]
+    finally:
+        mylib.removeHandler(mine)
+
+
+def test_capture_stdlib_false_leaves_the_loggers_alone() -> None:
+    app = make_app(KAKASHI_CAPTURE_STDLIB=False)
+    assert not any(isinstance(h, kakashi.StdlibHandler) for h in app.logger.handlers)
+
+
 # ---------------------------------------------------------------- real gunicorn
 
 # The streamed bodies of cut_stream_app(), served by gunicorn from a module of their own.
@@ -475,8 +540,83 @@ def test_a_request_id_the_app_binds_is_the_access_lines_too(records: Any) -> Non
     assert adopted["request_id"] == "upstream-trace-7" and other["request_id"] == plain
 
 
-def test_options_that_are_not_functions_are_refused_at_init() -> None:
-    with pytest.raises(TypeError, match="status_levels must be a function from status code to level name, not str"):
-        make_app(KAKASHI_STATUS_LEVELS="myapp.levels")
-    with pytest.raises(TypeError, match="request_fields must be a function from request to fields, not dict"):
-        make_app(KAKASHI_REQUEST_FIELDS={"tenant": "x"})
+@pytest.mark.parametrize(
+    ("config", "wanted"),
+    [
+        (
+            {"KAKASHI_STATUS_LEVELS": "myapp.levels"},
+            'app.config["KAKASHI_STATUS_LEVELS"] must be a function from status code to level name, not str',
+        ),
+        (
+            {"KAKASHI_REQUEST_FIELDS": {"tenant": "x"}},
+            'app.config["KAKASHI_REQUEST_FIELDS"] must be a function from request to fields, not dict',
+        ),
+        # A str where a list belongs would be read character by character.
+        (
+            {"KAKASHI_SKIP_PATHS": "/health"},
+            "app.config[\"KAKASHI_SKIP_PATHS\"] must be a list of str (paths), not str ('/health')",
+        ),
+        (
+            {"KAKASHI_HEADERS": "user-agent"},
+            "app.config[\"KAKASHI_HEADERS\"] must be a list of str (header names), not str ('user-agent')",
+        ),
+        (
+            {"KAKASHI_TRUSTED_PROXIES": "10.0.0.1"},
+            'app.config["KAKASHI_TRUSTED_PROXIES"] must be a list of str (addresses or networks), '
+            "not str ('10.0.0.1')",
+        ),
+        ({"KAKASHI_SKIP_PATHS": ["/health", 7]}, 'app.config["KAKASHI_SKIP_PATHS"] entries must be str, got int (7)'),
+        ({"KAKASHI_LOG_QUERY": "yes"}, "app.config[\"KAKASHI_LOG_QUERY\"] must be True or False, not str ('yes')"),
+        (
+            {"KAKASHI_ACCESS_LOGGER": None},
+            'app.config["KAKASHI_ACCESS_LOGGER"] must be a logger name (a str), not NoneType (None)',
+        ),
+        (
+            {"KAKASHI_CAPTURE_STDLIB": 1},
+            'app.config["KAKASHI_CAPTURE_STDLIB"] must be "flask", "all" or False, not int (1)',
+        ),
+    ],
+)
+def test_a_setting_of_the_wrong_type_is_refused_at_init_naming_its_key(config: dict[str, Any], wanted: str) -> None:
+    with pytest.raises(TypeError) as caught:
+        make_app(**config)
+    assert str(caught.value) == wanted
+
+
+@pytest.mark.parametrize(
+    ("config", "wanted"),
+    [
+        (
+            {"KAKASHI_SKIP_PATH": ["/health"]},
+            'unknown setting app.config["KAKASHI_SKIP_PATH"] (did you mean app.config["KAKASHI_SKIP_PATHS"]?); '
+            "Kakashi(app) reads KAKASHI_ACCESS_LOGGER, KAKASHI_CAPTURE_STDLIB, KAKASHI_HEADERS, KAKASHI_LOG_QUERY, "
+            "KAKASHI_REQUEST_FIELDS, KAKASHI_REQUEST_ID_HEADER, KAKASHI_SKIP_PATHS, KAKASHI_STATUS_LEVELS, "
+            "KAKASHI_TRUSTED_PROXIES",
+        ),
+        (
+            {"KAKASHI_TRUSTED_PROXY": ["10.0.0.1"], "KAKASHI_HEADER": ["accept"]},
+            'unknown settings app.config["KAKASHI_HEADER"] (did you mean app.config["KAKASHI_HEADERS"]?), '
+            'app.config["KAKASHI_TRUSTED_PROXY"] (did you mean app.config["KAKASHI_TRUSTED_PROXIES"]?); '
+            "Kakashi(app) reads ",
+        ),
+        ({"KAKASHI_NONSENSE": 1}, 'unknown setting app.config["KAKASHI_NONSENSE"]; Kakashi(app) reads '),
+        (
+            {"KAKASHI_LEVEL": "DEBUG"},
+            'unknown setting app.config["KAKASHI_LEVEL"]: Kakashi(app) does not configure kakashi; '
+            "call kakashi.configure(level=...) before it",
+        ),
+        (
+            {"KAKASHI_CAPTURE_STDLIB": "everything"},
+            'app.config["KAKASHI_CAPTURE_STDLIB"] must be "flask", "all" or False, not \'everything\'',
+        ),
+    ],
+)
+def test_an_unknown_setting_is_refused_at_init_naming_its_key(config: dict[str, Any], wanted: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        make_app(**config)
+    assert str(caught.value).startswith(wanted)
+
+
+def test_config_keys_of_other_extensions_are_left_alone(records: Any) -> None:
+    make_app(KAKASHIX_OTHER=1, KAKASHI=2, SQLALCHEMY_ECHO=True).test_client().get("/hello")
+    assert len(access(records())) == 1

@@ -297,8 +297,58 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies(records: Any) -> No
 def test_bad_options_fail_when_the_middleware_is_built() -> None:
     with pytest.raises(ValueError, match="invalid trusted proxy 'nonsense'"):
         KakashiMiddleware(make_app(), trusted_proxies=["nonsense"])
-    with pytest.raises(TypeError):
-        KakashiMiddleware(make_app(), no_such_option=True)
+    with pytest.raises(TypeError, match=f"^{MISSPELT}"):
+        KakashiMiddleware(make_app(), skip_pathz=["/health"])
+
+
+MISSPELT = re.escape("KakashiMiddleware.__init__() got an unexpected keyword argument 'skip_pathz'")
+
+
+def test_a_misspelt_option_given_to_add_middleware_fails_at_startup_before_any_request() -> None:
+    # add_middleware only records the class and its options: Starlette builds the middleware
+    # when the app gets its first ASGI call, the lifespan startup (uvicorn, TestClient as a
+    # context manager). The misspelt name fails there, named, and no request is served.
+    app = Starlette(routes=[Route("/hello", hello)])
+    app.add_middleware(KakashiMiddleware, skip_pathz=["/health"])
+    client = TestClient(app)
+    with pytest.raises(TypeError, match=MISSPELT), client:
+        pytest.fail("the app started")
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "wanted"),
+    [
+        ("skip_paths", "/health", "skip_paths must be a list of str (paths), not str ('/health')"),
+        ("headers", "user-agent", "headers must be a list of str (header names), not str ('user-agent')"),
+        (
+            "trusted_proxies",
+            "10.0.0.1",
+            "trusted_proxies must be a list of str (addresses or networks), not str ('10.0.0.1')",
+        ),
+        ("skip_paths", b"/health", "skip_paths must be a list of str (paths), not bytes (b'/health')"),
+        ("skip_paths", None, "skip_paths must be a list of str (paths), not NoneType (None)"),
+        ("skip_paths", ["/health", 7], "skip_paths entries must be str, got int (7)"),
+        ("headers", [b"accept"], "headers entries must be str, got bytes (b'accept')"),
+        ("log_query", "yes", "log_query must be True or False, not str ('yes')"),
+        ("request_id_header", 5, "request_id_header must be a header name (a str), not int (5)"),
+        ("logger", None, "logger must be a logger name (a str), not NoneType (None)"),
+        ("debug", "no", "debug must be True, False or None, not str ('no')"),
+    ],
+)
+def test_an_option_of_the_wrong_type_is_refused_naming_it(option: str, value: Any, wanted: str) -> None:
+    # A str where a list belongs would be read character by character: "/health" would skip
+    # the paths "/", "h", "e", ...
+    with pytest.raises(TypeError) as caught:
+        KakashiMiddleware(make_app(), **{option: value})
+    assert str(caught.value) == wanted
+
+
+def test_list_options_take_any_collection_of_str(records: Any) -> None:
+    app = make_app(skip_paths=("/health",), headers={"x-tenant"}, trusted_proxies=frozenset({"10.0.0.0/8"}))
+    call_asgi(app, [(b"x-tenant", b"acme"), (b"x-forwarded-for", b"203.0.113.7")], "10.1.1.1")
+    call_asgi(app, [], "10.1.1.1", path="/health")
+    (line,) = access(records())
+    assert (line["header_x_tenant"], line["client"]) == ("acme", "203.0.113.7")
 
 
 def test_websocket_connect_and_close_lines(records: Any) -> None:
