@@ -1,7 +1,7 @@
 """Async mode: callers capture a record and enqueue it; one worker thread renders and writes.
 
 The caller's work is the level check (filtered methods are the same C no-op as in sync
-mode), the clock, a snapshot of mutable field values (R13), and one ``deque.append``. The
+mode), the clock, a snapshot of mutable field values (the value at call time), and one ``deque.append``. The
 queue is bounded by ``queue_size``; what happens when it is full is the ``overflow`` policy:
 
 - ``block``: the caller waits for room (nothing is lost);
@@ -10,7 +10,7 @@ queue is bounded by ``queue_size``; what happens when it is full is the ``overfl
 
 ERROR and CRITICAL records are never dropped: under a drop policy they wait like ``block``.
 Every drop is counted in ``stats()["dropped"]`` and announced in the log as one record when
-the worker next writes (P6).
+the worker next writes (nothing silent).
 
 Concurrency notes: ``deque.append`` / ``popleft`` are atomic, so producers take no lock. The
 bound is checked before appending, so with N producing threads the queue may hold up to
@@ -297,7 +297,7 @@ class AsyncQueue:
             barrier.done.set()
 
     def reset_after_fork(self) -> None:
-        # The parent's queued records are the parent's: the child starts empty (R12). The
+        # The parent's queued records are the parent's: the child starts empty. The
         # deque and wake_at objects are kept (emitters hold them); everything with a lock
         # inside is new.
         self.queue.clear()
@@ -326,7 +326,7 @@ async_queue = AsyncQueue()
 
 def make_async_emitter(render: Callable[..., None], level: int, limit: int) -> Callable[..., None]:
     """The caller's side of an async logger method: capture, enqueue, and for ERROR and
-    above wait until the record is written (P3)."""
+    above wait until the record is written (bounded delay)."""
     aq = async_queue
     queue, wake_at, size = aq.queue, aq.wake_at, aq.queue_size
     clock = time.time
@@ -362,7 +362,7 @@ def make_async_emitter(render: Callable[..., None], level: int, limit: int) -> C
                 aq.put_slow(record, level)
             if wait_written:
                 aq.flush()
-        except Exception as exc:  # noqa: BLE001 - P5
+        except Exception as exc:  # noqa: BLE001 - logging never hurts the caller
             internal_error(exc)
 
     return emit

@@ -162,8 +162,8 @@ def configure(
     specs = [sink if sink is not None else "stderr"] if sinks is None else _check_sinks(sinks)
     routes: list[_engine.Route] = []
     try:
-        for spec in specs:
-            routes.append(_make_route(spec, new.format))  # opens files: a bad path fails here (R20)
+        for spec in specs:  # opening files here: a bad path fails now, not at the first log call
+            routes.append(_make_route(spec, new.format))
     except BaseException:
         for route in routes:
             _close_quietly(route.sink)

@@ -101,7 +101,7 @@ class Batch:
 
 class _ThreadExit:
     """Lives in the owner's thread-local storage; its destructor runs when the thread ends
-    and writes what the thread left behind (P4, R2)."""
+    and writes what the thread left behind (no loss at thread exit)."""
 
     __slots__ = ("batch",)
 
@@ -220,7 +220,7 @@ def write_lines(route: Route, data: str, count: int, wait: bool = True, deadline
             try:
                 sink.write(data)
                 route.written += count  # under the sink lock
-            except Exception as exc:  # noqa: BLE001 - P5: never into the caller
+            except Exception as exc:  # noqa: BLE001 - logging never hurts the caller
                 _write_failed(route, exc, count)
             finally:
                 route.inflight = 0
@@ -342,7 +342,7 @@ def _write_data(route: Route, data: str, count: int) -> None:
         sink.write(data)
         _announced(route, lost, stuck, inside)
         route.written += count  # under the sink lock
-    except Exception as exc:  # noqa: BLE001 - P5: never into the caller
+    except Exception as exc:  # noqa: BLE001 - logging never hurts the caller
         _write_failed(route, exc, count, notices, lost, stuck, inside)
     finally:
         route.inflight = 0
@@ -394,7 +394,7 @@ _dropped_inside = [0]
 
 
 def drop_inside() -> None:
-    """Count a record dropped because it was logged from inside a kakashi write (P6)."""
+    """Count a record dropped because it was logged from inside a kakashi write (nothing silent)."""
     _dropped_inside[0] += 1
     counters.add(dropped=1)
 
@@ -549,7 +549,7 @@ def routes() -> list[Route]:
 
 
 class Flusher:
-    """Writes batches whose oldest line has waited long enough (P3) and batches of threads
+    """Writes batches whose oldest line has waited long enough (bounded delay) and batches of threads
     that died without their destructor running. One per process, started lazily."""
 
     def __init__(self) -> None:

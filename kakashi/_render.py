@@ -354,7 +354,7 @@ def _emitter(
             lines.append(line)
             if len(lines) >= threshold:
                 flush_current(wait)
-        except Exception as exc:  # noqa: BLE001 - P5: logging never raises into the caller
+        except Exception as exc:  # noqa: BLE001 - logging never raises into the caller
             internal_error(exc)
 
     if fixed is None:
@@ -453,7 +453,7 @@ def emit_fixed(msg, {params}, /):
     except ValueError:
         emit(msg, **dict(zip(names, ({params},))))
         return
-    except Exception as exc:  # P5: logging never raises into the caller
+    except Exception as exc:  # logging never raises into the caller
         internal_error(exc)
         return
     try:

@@ -1,7 +1,8 @@
 """Sinks: where batches of finished lines go (a stream, a file, or any callable).
 
 A sink's ``write`` receives one string of one or more whole lines and either writes all of
-it or raises; the engine calls it under ``sink.lock`` and handles the failure (P5, P6).
+it or raises; the engine calls it under ``sink.lock`` and handles the failure (never raised
+to the caller, always counted).
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ class StdlibHandler(logging.Handler):
             fields = {k: v for k, v in record.__dict__.items() if k not in _NOT_FIELDS}
             exc_info: Any = record.exc_info if record.exc_info and record.exc_info[0] is not None else None
             get_logger(record.name).log(record.levelno, message, exc_info=exc_info, **fields)
-        except Exception as exc:  # noqa: BLE001 - P5: never into the library that logged
+        except Exception as exc:  # noqa: BLE001 - never hurts the caller: not into the library that logged
             internal_error(exc)
 
 

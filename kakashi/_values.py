@@ -4,7 +4,7 @@ Every function here accepts anything and never raises an ``Exception``: a value 
 ``__str__`` raises becomes a placeholder, a cycle becomes ``"<cycle>"``, a huge string is
 cut with a marker. Control characters, line and paragraph separators, bidi overrides and
 lone surrogates are escaped, so user data cannot start a new line, forge a record or send
-terminal escapes (P7).
+terminal escapes (hostile input is inert).
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def format_message(msg: object, args: tuple[Any, ...], limit: int) -> str:
     return truncate(text, limit)
 
 
-# Field names whose values are never written (R24): a name matches when it contains one
+# Field names whose values are never written: a name matches when it contains one
 # of these, ignoring case.
 DEFAULT_REDACT: tuple[str, ...] = (
     "password",
@@ -158,7 +158,7 @@ def sanitize_key(key: object) -> str:
 
 
 class Frozen(str):
-    """A mutable field value rendered as compact JSON when it was logged (async mode, R13)."""
+    """A mutable field value rendered as compact JSON when it was logged (async mode: the value at call time)."""
 
     __slots__ = ()
 
@@ -301,7 +301,7 @@ def _plain(value: object, depth: int, seen: set[int]) -> object:
 
 
 def redact_nested(value: object, depth: int = 0) -> object:
-    """``value`` with the values of secret-looking keys replaced at any depth (R24); the
+    """``value`` with the values of secret-looking keys replaced at any depth; the
     same object when there is nothing to replace."""
     if depth >= MAX_DEPTH:
         return value
