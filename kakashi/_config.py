@@ -83,9 +83,10 @@ def _check_seconds(name: str, value: object) -> float:
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, not {type(value).__name__} ({value!r}); valid: {', '.join(choices)}")
-    if value not in choices:
+    chosen = value.strip().lower()  # ("ASYNC" as "async", as format= and level= do)
+    if chosen not in choices:
         raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(choices)}")
-    return value
+    return chosen
 
 
 def configure(

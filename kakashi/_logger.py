@@ -15,18 +15,30 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 from . import _config, _engine
 from ._async import async_queue, make_async_emitter
 from ._levels import CRITICAL, DEBUG, ERROR, INFO, WARNING, level_name, parse_level
-from ._render import arity_error, by_name, internal_error, make_emitter
+from ._render import arity_error, by_name, make_emitter
+from ._stats import counters, report
 
 # str.format of an empty string: accepts any positional and keyword arguments, formats
 # nothing, allocates nothing new (returns the interned ''). The cheapest no-op in CPython.
 _DISABLED: Callable[..., Any] = "".format
 
 _METHODS = (("debug", DEBUG), ("info", INFO), ("warning", WARNING), ("error", ERROR), ("critical", CRITICAL))
+
+# What ``exc_info=`` takes, as in stdlib logging: True (the exception being handled), an
+# exception, a sys.exc_info() triple, or a false value (none).
+ExcInfo = (
+    bool
+    | BaseException
+    | tuple[type[BaseException], BaseException, TracebackType | None]
+    | tuple[None, None, None]
+    | None
+)
 
 
 class _Core:
@@ -62,13 +74,29 @@ class Logger:
         "warning",
     )
 
-    debug: Callable[..., None]
-    info: Callable[..., None]
-    warning: Callable[..., None]
-    warn: Callable[..., None]
-    error: Callable[..., None]
-    critical: Callable[..., None]
-    exception: Callable[..., None]
+    if TYPE_CHECKING:
+        # The signatures type checkers see. At run time each of these is an instance
+        # attribute set by _build(): a closure for an enabled level, a C no-op otherwise.
+        def debug(self, msg: object, /, *args: object, exc_info: ExcInfo = None, **fields: object) -> None:
+            """Log at DEBUG: ``msg % args`` when enabled; keyword arguments are fields."""
+
+        def info(self, msg: object, /, *args: object, exc_info: ExcInfo = None, **fields: object) -> None:
+            """Log at INFO: ``msg % args`` when enabled; keyword arguments are fields."""
+
+        def warning(self, msg: object, /, *args: object, exc_info: ExcInfo = None, **fields: object) -> None:
+            """Log at WARNING: ``msg % args`` when enabled; keyword arguments are fields."""
+
+        def warn(self, msg: object, /, *args: object, exc_info: ExcInfo = None, **fields: object) -> None:
+            """The same as :meth:`warning`."""
+
+        def error(self, msg: object, /, *args: object, exc_info: ExcInfo = None, **fields: object) -> None:
+            """Log at ERROR, written before the call returns."""
+
+        def critical(self, msg: object, /, *args: object, exc_info: ExcInfo = None, **fields: object) -> None:
+            """Log at CRITICAL, written before the call returns."""
+
+        def exception(self, msg: object, /, *args: object, exc_info: ExcInfo = True, **fields: object) -> None:
+            """Log at ERROR with the exception being handled (call it in an ``except``)."""
 
     def __init__(self, core: _Core, bound: dict[str, Any], use_async: bool = False) -> None:
         self._core = core
@@ -83,16 +111,17 @@ class Logger:
         level = self.level_for(config)
         for attr, num in _METHODS:
             setattr(self, attr, _DISABLED if num < level else self._method(config, num))
-        self.warn = self.warning
+        # (Typed as methods for type checkers, set as attributes here.)
+        self.warn = self.warning  # type: ignore[method-assign]
         error = self.error
         if error is _DISABLED:
-            self.exception = _DISABLED
+            self.exception = _DISABLED  # type: ignore[method-assign]
         else:
 
-            def exception(msg: object, /, *args: Any, exc_info: object = True, **fields: Any) -> None:
+            def exception(msg: object, /, *args: Any, exc_info: ExcInfo = True, **fields: Any) -> None:
                 error(msg, *args, exc_info=exc_info, **fields)
 
-            self.exception = exception
+            self.exception = exception  # type: ignore[method-assign]
         with _prepared_lock:
             prepared_now = list(self._prepared)
         for prepared in prepared_now:
@@ -139,12 +168,15 @@ class Logger:
 
     isEnabledFor = is_enabled_for  # noqa: N815
 
-    def log(self, level: int | str, msg: object, /, *args: Any, exc_info: object = None, **fields: Any) -> None:
-        """Log at ``level`` (a name or a number)."""
+    def log(self, level: int | str, msg: object, /, *args: object, exc_info: ExcInfo = None, **fields: object) -> None:
+        """Log at ``level`` (a name or a number). An unknown level does not raise (a log
+        call never does): the record is dropped, counted, and reported on stderr as the
+        caller's mistake, naming the level."""
         try:
             num = parse_level(level)
         except (TypeError, ValueError) as exc:
-            internal_error(exc)
+            counters.add(dropped=1)
+            report("level", f"log() called with a bad level, the record was dropped: {exc}")
             return
         for attr, method_level in reversed(_METHODS):
             if num == method_level:
@@ -197,7 +229,7 @@ class Logger:
                 raise ValueError("exc_info is the traceback argument, not a field name")
         return Prepared(self, names)
 
-    def bind(self, **fields: Any) -> Logger:
+    def bind(self, **fields: object) -> Logger:
         """A logger of the same name that adds ``fields`` to every record (call fields of the
         same name win). Values are rendered now, when bound."""
         return Logger(self._core, {**self._bound, **fields}, self._async)
@@ -211,11 +243,22 @@ class Prepared:
 
     __slots__ = ("__weakref__", "critical", "debug", "error", "info", "logger", "names", "warning")
 
-    debug: Callable[..., None]
-    info: Callable[..., None]
-    warning: Callable[..., None]
-    error: Callable[..., None]
-    critical: Callable[..., None]
+    if TYPE_CHECKING:
+        # As type checkers see them; at run time, instance attributes set by _build().
+        def debug(self, msg: object, /, *values: object) -> None:
+            """Log at DEBUG, one value per prepared name."""
+
+        def info(self, msg: object, /, *values: object) -> None:
+            """Log at INFO, one value per prepared name."""
+
+        def warning(self, msg: object, /, *values: object) -> None:
+            """Log at WARNING, one value per prepared name."""
+
+        def error(self, msg: object, /, *values: object) -> None:
+            """Log at ERROR, one value per prepared name."""
+
+        def critical(self, msg: object, /, *values: object) -> None:
+            """Log at CRITICAL, one value per prepared name."""
 
     def __init__(self, logger: Logger, names: tuple[str, ...]) -> None:
         self.logger = logger

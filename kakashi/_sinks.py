@@ -455,6 +455,12 @@ def make_sink(spec: object) -> Sink:
             return StreamSink(spec)
         if not spec.strip():
             raise ValueError("sink path must not be empty; use 'stderr', 'stdout', a path, a stream or a callable")
+        meant = _mistyped_stream(spec)
+        if meant is not None:
+            raise ValueError(
+                f"sink {spec!r}: did you mean {meant!r}? (a bare name this close to it is taken for a typo;"
+                f" to write to a file of that name, give a path: './{spec}')"
+            )
         return FileSink(spec)
     if isinstance(spec, os.PathLike):
         return FileSink(spec)
@@ -468,3 +474,27 @@ def make_sink(spec: object) -> Sink:
         f"invalid sink {spec!r}: use 'stderr', 'stdout', a path, an object with write(str), "
         "or a callable taking a string"
     )
+
+
+def _mistyped_stream(name: str) -> str | None:
+    """``"stdout"`` or ``"stderr"`` if ``name`` is a bare name (no directory, no extension)
+    within two edits of it, ignoring case (``"stdotu"``, ``"STDOUT"``, ``"sdterr"``)."""
+    if "/" in name or os.sep in name or "." in name:
+        return None
+    lowered = name.lower()
+    for stream in ("stdout", "stderr"):
+        if _edits(lowered, stream) <= 2:
+            return stream
+    return None
+
+
+def _edits(a: str, b: str) -> int:
+    """The Levenshtein distance between two short strings."""
+    if abs(len(a) - len(b)) > 2:
+        return 3  # (more than the caller cares about)
+    row = list(range(len(b) + 1))
+    for i, char in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, other in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (char != other))
+    return row[-1]

@@ -1,4 +1,4 @@
-"""configure(): every bad value fails there, clearly (R20); environment defaults."""
+"""configure(): every bad value fails there, clearly; environment defaults."""
 
 from __future__ import annotations
 
@@ -162,3 +162,37 @@ def test_bad_environment_is_reported_and_ignored(tmp_path: Path) -> None:
     assert err[1].startswith("kakashi: ignoring KAKASHI_FORMAT='xml': unknown format 'xml'")
     assert err[2].startswith("kakashi: ignoring KAKASHI_SINK=") and "No such file or directory" in err[2]
     assert err[3].endswith(" INFO env: still logged") and len(err) == 4
+
+
+@pytest.mark.parametrize(
+    ("given", "meant"), [("stdotu", "stdout"), ("STDOUT", "stdout"), ("sdterr", "stderr"), ("stdo", "stdout")]
+)
+def test_a_bare_name_close_to_a_stream_is_refused_with_a_suggestion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str, meant: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=f"sink '{given}': did you mean '{meant}'.*'./{given}'"):
+        kakashi.configure(sink=given)
+    assert list(tmp_path.iterdir()) == []  # no file made
+    kakashi.configure(sink=f"./{given}")  # a path is a file, as asked
+    kakashi.configure(sink="stdin.log")  # an extension, or a name further away: a file too
+    kakashi.configure()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([given, "stdin.log"])
+
+
+def test_choices_are_normalised_like_format_and_level() -> None:
+    kakashi.configure(mode=" ASYNC ", overflow="Drop_Newest", format="JSON", level="info")
+    from kakashi import _config
+
+    config = _config.current()
+    assert (config.mode, config.overflow, config.format, config.level) == ("async", "drop_newest", "json", 20)
+
+
+def test_log_with_an_unknown_level_is_reported_as_the_callers_mistake(capfd: pytest.CaptureFixture[str]) -> None:
+    before = kakashi.stats()
+    kakashi.get_logger("lvl").log("LOUD", "m")
+    stats = kakashi.stats()
+    assert (stats["dropped"] - before["dropped"], stats["internal_errors"] - before["internal_errors"]) == (1, 0)
+    err = capfd.readouterr().err
+    assert "log() called with a bad level, the record was dropped: unknown level 'LOUD'" in err
+    assert "internal error" not in err

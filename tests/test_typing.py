@@ -42,4 +42,4 @@ def test_user_code_passes_mypy_strict_and_its_mistakes_are_caught(tmp_path: Path
         timeout=280,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "no issues found in 3 source files" in proc.stdout
+    assert "no issues found in 4 source files" in proc.stdout
