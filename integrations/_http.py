@@ -217,7 +217,7 @@ class Options:
     def extra_fields(self, request: Any, errors: kakashi.Logger) -> dict[str, Any]:
         """What ``request_fields`` gives for ``request`` (the framework's request, or the
         ASGI scope), its str keys only. If it raises (or gives no mapping), a warning on
-        ``errors`` says so and there are no extra fields: the request goes on (R23)."""
+        ``errors`` says so and there are no extra fields: the request goes on, unchanged."""
         if self.request_fields is None:
             return {}
         try:

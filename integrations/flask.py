@@ -94,7 +94,7 @@ class _State:
             state.token = token = kakashi.push_context(fields)
             state.opened = token.var.get()  # the context as opened (see _access_line)
             setattr(g._get_current_object(), _STATE, state)
-        except Exception:  # noqa: BLE001 - R23: logging trouble never changes the response
+        except Exception:  # noqa: BLE001 - logging trouble never changes the response
             pass
 
     def after_request(self, response: Response) -> Response:
@@ -113,7 +113,7 @@ class _State:
             else:  # a generator: count while it streams, write the line when the server closes it
                 response.response = _Counted(body, state)
                 response.call_on_close(lambda: _streamed_line(state))
-        except Exception:  # noqa: BLE001 - R23
+        except Exception:  # noqa: BLE001 - a failure never changes the response
             pass
         return response
 
@@ -126,19 +126,19 @@ class _State:
                 state.status, state.size = 500, 0
             if state.size is not None or state.status is None:
                 _access_line(state)  # (a streamed response writes its line when the stream ends)
-        except Exception:  # noqa: BLE001 - R23
+        except Exception:  # noqa: BLE001 - a failure never changes the response
             pass
         try:
             kakashi.reset_context(state.token)
             kakashi.flush(include_async=False)
-        except Exception:  # noqa: BLE001 - R23
+        except Exception:  # noqa: BLE001 - a failure never changes the response
             pass
 
     def on_exception(self, sender: Flask, exception: BaseException, **extra: Any) -> None:
         try:
             self.errors.error("unhandled exception", exc_info=exception)
             mark_logged(exception)
-        except Exception:  # noqa: BLE001 - R23
+        except Exception:  # noqa: BLE001 - a failure never changes the response
             pass
 
 
@@ -304,7 +304,7 @@ def _streamed_line(state: _Request) -> None:
         with kakashi.context(**state.fields):
             _access_line(state)
         kakashi.flush(include_async=False)
-    except Exception:  # noqa: BLE001 - R23
+    except Exception:  # noqa: BLE001 - a failure never changes the response
         pass
 
 
@@ -342,7 +342,7 @@ class _Counted:
                 # WSGI server must, but werkzeug's test client does not when the first
                 # chunk fails). Closing it later writes nothing more.
                 _streamed_line(state)
-            except Exception:  # noqa: BLE001 - R23
+            except Exception:  # noqa: BLE001 - a failure never changes the response
                 pass
             raise
         finally:

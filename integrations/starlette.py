@@ -118,7 +118,7 @@ class KakashiMiddleware:
         # http, written out here rather than in a method: this runs for every request.
         try:
             exchange = _Exchange(self, scope, send)
-        except Exception:  # noqa: BLE001 - R23: a request we cannot describe still runs
+        except Exception:  # noqa: BLE001 - a request we cannot describe still runs
             await self.app(scope, receive, send)
             return
         exchange.token = token = kakashi.push_context(exchange.fields)
@@ -136,7 +136,7 @@ class KakashiMiddleware:
                 # in async mode the records are with the worker already, and waiting for
                 # it here would block the event loop.
                 kakashi.flush(include_async=False)
-            except Exception:  # noqa: BLE001 - R23
+            except Exception:  # noqa: BLE001 - a failure never changes the response
                 pass
             kakashi.reset_context(token)
 
@@ -153,7 +153,7 @@ class KakashiMiddleware:
         try:
             self.errors.error("unhandled exception", exc_info=exc)
             mark_logged(exc)
-        except Exception:  # noqa: BLE001 - R23
+        except Exception:  # noqa: BLE001 - a failure never changes the response
             pass
         if not exchange.started:
             exchange.status = 500
@@ -327,7 +327,7 @@ class _Exchange:
                 # (say, bound another request_id): then the line takes them from it.
                 self.token is not None and self.token.var.get() is self.opened,
             )
-        except Exception:  # noqa: BLE001 - R23: logging trouble never changes the response
+        except Exception:  # noqa: BLE001 - logging trouble never changes the response
             pass
 
 
@@ -356,7 +356,7 @@ def _handles_500(scope: Scope) -> bool:
 def _quietly(action: Callable[[], Any]) -> None:
     try:  # noqa: SIM105 - cheaper than contextlib.suppress on every request
         action()
-    except Exception:  # noqa: BLE001 - R23: logging trouble never changes the response
+    except Exception:  # noqa: BLE001 - logging trouble never changes the response
         pass
 
 

@@ -1,4 +1,5 @@
-"""Async mode: one worker, a bounded queue, overflow policies that never drop silently (R9-R13)."""
+"""Async mode: one worker, a bounded queue, overflow policies that never drop silently, values
+captured at call time, fork."""
 
 from __future__ import annotations
 
@@ -29,10 +30,10 @@ def test_get_async_logger_is_async_and_shares_the_level() -> None:
 
 
 @pytest.mark.timeout(120)
-def test_r9_sixteen_threads_block_policy_nothing_dropped(log_path: Path) -> None:
+def test_sixteen_threads_block_policy_nothing_dropped(log_path: Path) -> None:
     threads_n, per_thread = 16, 10_000
     kakashi.configure(sink=log_path, mode="async", overflow="block", queue_size=1000, batch_size=64)
-    log = kakashi.get_logger("r9")
+    log = kakashi.get_logger("threads")
     barrier = threading.Barrier(threads_n)
     before = kakashi.stats()
 
@@ -67,10 +68,10 @@ class SlowSink:
         return "".join(self.data).splitlines()
 
 
-def test_r10_block_delivers_everything_through_a_tiny_queue() -> None:
+def test_block_delivers_everything_through_a_tiny_queue() -> None:
     sink = SlowSink()
     kakashi.configure(sink=sink, mode="async", queue_size=4, batch_size=8, overflow="block", format="json")
-    log = kakashi.get_logger("r10")
+    log = kakashi.get_logger("queue")
     for i in range(1024):
         log.info("rec", i=i)
     assert kakashi.flush()
@@ -78,10 +79,10 @@ def test_r10_block_delivers_everything_through_a_tiny_queue() -> None:
 
 
 @pytest.mark.parametrize("policy", ["drop_newest", "drop_oldest"])
-def test_r10_drop_policies_count_and_announce_every_drop(policy: str) -> None:
+def test_drop_policies_count_and_announce_every_drop(policy: str) -> None:
     sink = SlowSink()
     kakashi.configure(sink=sink, mode="async", queue_size=4, batch_size=8, overflow=policy, format="json")
-    log = kakashi.get_logger("r10")
+    log = kakashi.get_logger("queue")
     before = kakashi.stats()["dropped"]
     for i in range(1024):
         if i % 100 == 99:
@@ -90,7 +91,7 @@ def test_r10_drop_policies_count_and_announce_every_drop(policy: str) -> None:
             log.info("rec", i=i)
     assert kakashi.flush()
     got = records(sink.lines())
-    delivered = [r["i"] for r in got if r["logger"] == "r10"]
+    delivered = [r["i"] for r in got if r["logger"] == "queue"]
     notices = [r["message"] for r in got if r["logger"] == "kakashi"]
     dropped = kakashi.stats()["dropped"] - before
     assert len(delivered) + dropped == 1024 and dropped > 0
@@ -101,9 +102,9 @@ def test_r10_drop_policies_count_and_announce_every_drop(policy: str) -> None:
     assert all(m.startswith("kakashi dropped ") and m.endswith(f" records (overflow={policy})") for m in notices)
 
 
-def test_r11_flush_is_a_barrier(log_path: Path) -> None:
+def test_flush_is_a_barrier(log_path: Path) -> None:
     kakashi.configure(sink=log_path, mode="async", max_latency=5.0, batch_size=1000)
-    log = kakashi.get_logger("r11")
+    log = kakashi.get_logger("barrier")
     for i in range(250):
         log.info("x", t=0, i=i)
         if i % 50 == 49:
@@ -111,9 +112,9 @@ def test_r11_flush_is_a_barrier(log_path: Path) -> None:
             assert len(read_lines(log_path)) == i + 1
 
 
-def test_r11_shutdown_drains_twice_safe_and_bounded_on_a_stuck_sink(log_path: Path) -> None:
+def test_shutdown_drains_twice_safe_and_bounded_on_a_stuck_sink(log_path: Path) -> None:
     kakashi.configure(sink=log_path, mode="async")
-    log = kakashi.get_logger("r11")
+    log = kakashi.get_logger("shutdown")
     for i in range(100):
         log.info("x", t=0, i=i)
     kakashi.shutdown()
@@ -134,7 +135,7 @@ def test_r11_shutdown_drains_twice_safe_and_bounded_on_a_stuck_sink(log_path: Pa
     gate.set()
 
 
-def test_r12_async_after_fork(log_path: Path) -> None:
+def test_async_after_fork(log_path: Path) -> None:
     proc = run_python(
         f"""
         import os, sys, threading, kakashi
@@ -144,7 +145,7 @@ def test_r12_async_after_fork(log_path: Path) -> None:
             with open({str(log_path)!r}, "a") as f:
                 f.write(data)
         kakashi.configure(sink=sink, mode="async", batch_size=10)
-        log = kakashi.get_logger("r12")
+        log = kakashi.get_logger("fork")
         for i in range(50):
             log.info("parent", t=0, i=i)   # queued, the worker is held in the sink
         pid = os.fork()
@@ -163,10 +164,10 @@ def test_r12_async_after_fork(log_path: Path) -> None:
     assert seq_check(read_lines(log_path)) == {0: list(range(50)), 1: list(range(5))}
 
 
-def test_r13_field_values_are_captured_at_call_time() -> None:
+def test_field_values_are_captured_at_call_time() -> None:
     got: list[str] = []
     kakashi.configure(sink=got.append, mode="async", format="json", max_latency=1.0)
-    log = kakashi.get_logger("r13")
+    log = kakashi.get_logger("capture")
     data = {"n": 1, "items": [1]}
 
     class Counter:
@@ -199,9 +200,9 @@ def test_async_error_is_written_before_the_call_returns() -> None:
     assert "INFO err: before" in text and "ERROR err: failed" in text and "ValueError: bad" in text
 
 
-def test_async_r2_thread_lines_arrive_without_flush(log_path: Path) -> None:
+def test_async_thread_lines_arrive_without_flush(log_path: Path) -> None:
     kakashi.configure(sink=log_path, mode="async", max_latency=0.05)
-    log = kakashi.get_logger("r2")
+    log = kakashi.get_logger("thread")
     t = threading.Thread(target=lambda: [log.info("x", t=0, i=i) for i in range(5)])
     t.start()
     t.join(10)
@@ -211,7 +212,7 @@ def test_async_r2_thread_lines_arrive_without_flush(log_path: Path) -> None:
     assert seq_check(read_lines(log_path)) == {0: list(range(5))}
 
 
-def test_async_r14_failing_sink_is_counted_reported_and_the_worker_survives(
+def test_async_failing_sink_is_counted_reported_and_the_worker_survives(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     state = {"fail": True}
@@ -223,7 +224,7 @@ def test_async_r14_failing_sink_is_counted_reported_and_the_worker_survives(
         good.append(data)
 
     kakashi.configure(sink=sink, mode="async", batch_size=10)
-    log = kakashi.get_logger("r14")
+    log = kakashi.get_logger("failing")
     before = kakashi.stats()
     for i in range(30):
         log.info("lost", i=i)
@@ -234,7 +235,7 @@ def test_async_r14_failing_sink_is_counted_reported_and_the_worker_survives(
     log.info("back")
     assert kakashi.flush()
     lines = "".join(good).splitlines()
-    assert "kakashi lost 30 records" in lines[0] and lines[-1].endswith("INFO r14: back")
+    assert "kakashi lost 30 records" in lines[0] and lines[-1].endswith("INFO failing: back")
 
 
 def test_async_worker_survives_a_broken_value() -> None:
@@ -254,12 +255,12 @@ def test_async_worker_survives_a_broken_value() -> None:
 
 
 @pytest.mark.parametrize("ending", ["pass", "sys.exit(3)", "raise RuntimeError('boom')"])
-def test_async_r4_exit_without_shutdown_writes_everything(log_path: Path, ending: str) -> None:
+def test_async_exit_without_shutdown_writes_everything(log_path: Path, ending: str) -> None:
     proc = run_python(
         f"""
 import sys, threading, kakashi
 kakashi.configure(sink={str(log_path)!r}, mode="async", queue_size=100)
-log = kakashi.get_logger("r4")
+log = kakashi.get_logger("exit")
 def work(tid):
     for i in range(3000):
         log.info("x", t=tid, i=i)

@@ -1,4 +1,5 @@
-"""Thread-local batching: exactly once, order, bounded delay, ERROR flush, failures (R1-R3, R8, R15, R17)."""
+"""Thread-local batching: exactly once, order, bounded delay, ERROR flush, failing sinks,
+sinks and values that log."""
 
 from __future__ import annotations
 
@@ -18,10 +19,10 @@ from conftest import read_lines, seq_check
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("fmt", ["text", "json"])
-def test_r1_sixteen_threads_every_line_once_in_order(log_path: Path, fmt: str) -> None:
+def test_sixteen_threads_every_line_once_in_order(log_path: Path, fmt: str) -> None:
     threads_n, per_thread = 16, 10_000
     kakashi.configure(sink=log_path, batch_size=64, format=fmt)
-    log = kakashi.get_logger("r1")
+    log = kakashi.get_logger("threads")
     barrier = threading.Barrier(threads_n)
 
     def work(tid: int) -> None:
@@ -44,9 +45,9 @@ def test_r1_sixteen_threads_every_line_once_in_order(log_path: Path, fmt: str) -
         assert seqs == list(range(per_thread))
 
 
-def test_r2_thread_exit_writes_its_lines_without_flush(log_path: Path) -> None:
+def test_thread_exit_writes_its_lines_without_flush(log_path: Path) -> None:
     kakashi.configure(sink=log_path, batch_size=100, flush_interval=1000)
-    log = kakashi.get_logger("r2")
+    log = kakashi.get_logger("short")
 
     def work() -> None:
         for i in range(5):
@@ -62,7 +63,7 @@ def test_r2_thread_exit_writes_its_lines_without_flush(log_path: Path) -> None:
 def blocked_thread_with_three_lines() -> Callable[[], None]:
     """A thread that logs three lines and then waits (never logs again, never ends).
     Returns the function that lets it finish."""
-    log = kakashi.get_logger("r3")
+    log = kakashi.get_logger("blocked")
     logged, release = threading.Event(), threading.Event()
 
     def work() -> None:
@@ -82,7 +83,7 @@ def blocked_thread_with_three_lines() -> Callable[[], None]:
     return finish
 
 
-def test_r3_injected_clock_writes_after_the_interval(log_path: Path) -> None:
+def test_injected_clock_writes_after_the_interval(log_path: Path) -> None:
     kakashi.configure(sink=log_path, batch_size=100, flush_interval=1000)  # the real flusher stays idle
     release = blocked_thread_with_three_lines()
     flusher = _engine.Flusher()
@@ -98,7 +99,7 @@ def test_r3_injected_clock_writes_after_the_interval(log_path: Path) -> None:
         release()
 
 
-def test_r3_real_time_flusher_writes_a_blocked_threads_lines(log_path: Path) -> None:
+def test_real_time_flusher_writes_a_blocked_threads_lines(log_path: Path) -> None:
     kakashi.configure(sink=log_path, batch_size=100, flush_interval=0.2)
     release = blocked_thread_with_three_lines()
     start = time.monotonic()
@@ -110,10 +111,10 @@ def test_r3_real_time_flusher_writes_a_blocked_threads_lines(log_path: Path) -> 
         release()
 
 
-def test_r8_error_returns_after_its_line_and_earlier_lines_are_written() -> None:
+def test_error_returns_after_its_line_and_earlier_lines_are_written() -> None:
     written: list[str] = []
     kakashi.configure(sink=written.append, batch_size=100, flush_interval=1000)
-    log = kakashi.get_logger("r8")
+    log = kakashi.get_logger("errors")
     result: list[list[str]] = []
 
     def work() -> None:
@@ -127,11 +128,11 @@ def test_r8_error_returns_after_its_line_and_earlier_lines_are_written() -> None
     t.join(10)
     (seen,) = result
     assert [line.split(": ", 1)[1] for line in "".join(seen).splitlines()] == ["first", "second", "third"]
-    kakashi.get_logger("r8").critical("also critical")
-    assert written[-1].endswith("CRITICAL r8: also critical\n")
+    kakashi.get_logger("errors").critical("also critical")
+    assert written[-1].endswith("CRITICAL errors: also critical\n")
 
 
-def test_r15_sink_failing_every_third_write_never_duplicates_or_tears() -> None:
+def test_sink_failing_every_third_write_never_duplicates_or_tears() -> None:
     calls = {"n": 0}
     good: list[str] = []
 
@@ -143,7 +144,7 @@ def test_r15_sink_failing_every_third_write_never_duplicates_or_tears() -> None:
 
     kakashi.configure(sink=flaky, batch_size=10, flush_interval=1000)
     before = kakashi.stats()
-    log = kakashi.get_logger("r15")
+    log = kakashi.get_logger("flaky")
     for i in range(1000):
         log.info("seq", i=i)
     kakashi.flush()
@@ -160,9 +161,9 @@ def test_r15_sink_failing_every_third_write_never_duplicates_or_tears() -> None:
 
 
 @pytest.mark.timeout(30)
-def test_r17_sink_that_logs_does_not_recurse_or_deadlock() -> None:
+def test_sink_that_logs_does_not_recurse_or_deadlock() -> None:
     written: list[str] = []
-    log = kakashi.get_logger("r17")
+    log = kakashi.get_logger("chatty")
 
     def chatty(data: str) -> None:
         written.append(data)
@@ -179,9 +180,9 @@ def test_r17_sink_that_logs_does_not_recurse_or_deadlock() -> None:
 
 
 @pytest.mark.timeout(30)
-def test_r17_field_str_and_del_that_log_do_not_deadlock(log_path: Path) -> None:
+def test_field_str_and_del_that_log_do_not_deadlock(log_path: Path) -> None:
     kakashi.configure(sink=log_path, batch_size=1, flush_interval=1000)
-    log = kakashi.get_logger("r17")
+    log = kakashi.get_logger("hooks")
 
     class Loud:
         def __str__(self) -> str:

@@ -1,4 +1,5 @@
-"""The edges, each in a fresh interpreter: exit (R4), kill (R5), fork (R6, R7), thread exit."""
+"""The edges, each in a fresh interpreter: exit, kill, fork (also during a flush),
+thread exit."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def assert_prefix(seqs: list[int]) -> None:
     ("ending", "code"),
     [("return", "pass"), ("sys.exit(3)", "sys.exit(3)"), ("uncaught", "raise RuntimeError('boom')")],
 )
-def test_r4_exit_writes_every_line_once(log_path: Path, ending: str, code: str) -> None:
+def test_exit_writes_every_line_once(log_path: Path, ending: str, code: str) -> None:
     proc = run_python(
         prelude(log_path)
         + f"""
@@ -80,13 +81,13 @@ for i in range(250):
     assert len(by_thread[1]) > 0
 
 
-def test_r4_main_thread_lines_without_any_other_thread(log_path: Path) -> None:
+def test_main_thread_lines_without_any_other_thread(log_path: Path) -> None:
     proc = run_python(prelude(log_path) + "for i in range(7):\n    log.info('only', t=0, i=i)\n")
     assert proc.returncode == 0 and proc.stderr == ""
     assert seq_check(read_lines(log_path))[0] == list(range(7))
 
 
-def test_r5_os_exit_leaves_a_clean_prefix_within_the_batch_bound(log_path: Path) -> None:
+def test_os_exit_leaves_a_clean_prefix_within_the_batch_bound(log_path: Path) -> None:
     proc = run_python(
         prelude(log_path, batch=50)
         + """
@@ -110,7 +111,7 @@ os._exit(0)
         assert 1030 - 50 < len(by_thread[tid]) <= 1030  # at most one batch lost per thread
 
 
-def test_r5_sigkill_leaves_a_clean_prefix(log_path: Path) -> None:
+def test_sigkill_leaves_a_clean_prefix(log_path: Path) -> None:
     code = (
         prelude(log_path, batch=20, interval=0.05)
         + """
@@ -155,7 +156,7 @@ work(0)
         assert_prefix(seqs)
 
 
-def test_r6_fork_writes_each_parent_line_once_and_the_child_line_once(log_path: Path) -> None:
+def test_fork_writes_each_parent_line_once_and_the_child_line_once(log_path: Path) -> None:
     proc = run_python(
         prelude(log_path)
         + """
@@ -183,7 +184,7 @@ log.info("parent after fork", t=0, i=5)
     assert by_thread == {0: list(range(6)), 1: list(range(5)), 2: [0]}
 
 
-def test_r6_child_keeps_logging_in_threads_and_stats_start_fresh(log_path: Path) -> None:
+def test_child_keeps_logging_in_threads_and_stats_start_fresh(log_path: Path) -> None:
     proc = run_python(
         prelude(log_path, interval=0.1)
         + """
@@ -206,7 +207,7 @@ sys.exit(os.waitstatus_to_exitcode(status))
     assert seq_check(read_lines(log_path)) == {0: [0], 2: [0], 3: [0, 1, 2]}
 
 
-def test_r7_fork_while_another_thread_is_inside_a_flush(log_path: Path) -> None:
+def test_fork_while_another_thread_is_inside_a_flush(log_path: Path) -> None:
     proc = run_python(
         f"""
 import os, sys, threading, time
@@ -220,7 +221,7 @@ def sink(data):
     with open({str(log_path)!r}, "a") as f:
         f.write(data)
 kakashi.configure(sink=sink, batch_size=100, flush_interval=1000)
-log = kakashi.get_logger("r7")
+log = kakashi.get_logger("fork")
 slow.set()
 t = threading.Thread(target=lambda: log.error("slow write", t=1, i=0))
 t.start()

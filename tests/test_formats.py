@@ -1,4 +1,5 @@
-"""Formats: exact layouts, reserved names, hostile input (R18, R19), orjson parity."""
+"""Formats: exact layouts, reserved names, bad values that never raise, hostile input
+that stays on one line, orjson parity."""
 
 from __future__ import annotations
 

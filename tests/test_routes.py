@@ -1,4 +1,4 @@
-"""Several sinks with their own format and level; redaction of secret-looking fields (R24)."""
+"""Several sinks with their own format and level; redaction of secret-looking fields."""
 
 from __future__ import annotations
 
@@ -86,10 +86,10 @@ SECRET_NAMES = [
 
 
 @pytest.mark.parametrize("fmt", ["text", "json", "logfmt"])
-def test_r24_secret_fields_are_never_written(log_path: Path, fmt: str) -> None:
+def test_secret_fields_are_never_written(log_path: Path, fmt: str) -> None:
     kakashi.configure(sink=log_path, format=fmt)
     kakashi.bind_context(session_token="ctx-secret-1")
-    log = kakashi.get_logger("r24").bind(api_key="bound-secret-2")
+    log = kakashi.get_logger("auth").bind(api_key="bound-secret-2")
     fields = {name: f"call-secret-{i}" for i, name in enumerate(SECRET_NAMES)}
     log.info("login", user="bob", **fields)
     log.info("again", user="bob", **fields)  # the second time through the caches
@@ -105,9 +105,9 @@ def test_r24_secret_fields_are_never_written(log_path: Path, fmt: str) -> None:
         assert record["password"] == "[REDACTED]" and record["user"] == "bob"
 
 
-def test_r24_redaction_list_can_be_extended_or_turned_off(log_path: Path) -> None:
+def test_redaction_list_can_be_extended_or_turned_off(log_path: Path) -> None:
     kakashi.configure(sink=log_path, redact=(*kakashi.DEFAULT_REDACT, "ssn"))
-    log = kakashi.get_logger("r24")
+    log = kakashi.get_logger("auth")
     log.info("x", ssn="123-45-6789", password="p")
     kakashi.configure(sink=log_path, redact=())
     log.info("y", password="visible")

@@ -1,4 +1,4 @@
-"""Sinks and their failures: full disk (R14), many processes on one file (R16)."""
+"""Sinks and their failures: full disk, many processes on one file."""
 
 from __future__ import annotations
 
@@ -32,11 +32,11 @@ class FullDisk:
         self.data.append(data)
 
 
-def test_r14_full_disk_is_reported_once_counted_and_recovers(capsys: pytest.CaptureFixture[str]) -> None:
+def test_full_disk_is_reported_once_counted_and_recovers(capsys: pytest.CaptureFixture[str]) -> None:
     disk = FullDisk()
     kakashi.configure(sink=disk, batch_size=10, flush_interval=1000)
     before = kakashi.stats()
-    log = kakashi.get_logger("r14")
+    log = kakashi.get_logger("disk")
     for i in range(100):
         log.info("lost", i=i)  # never raises
     log.error("also lost")
@@ -50,11 +50,11 @@ def test_r14_full_disk_is_reported_once_counted_and_recovers(capsys: pytest.Capt
     kakashi.flush()
     lines = "".join(disk.data).splitlines()
     assert lines[0].endswith("WARNING kakashi: kakashi lost 101 records: the sink failed (see stats())")
-    assert lines[1].endswith("INFO r14: back") and len(lines) == 2
+    assert lines[1].endswith("INFO disk: back") and len(lines) == 2
     assert kakashi.stats()["written"] - mid["written"] == 1
 
 
-def test_r14_dev_full_in_a_subprocess() -> None:
+def test_dev_full_in_a_subprocess() -> None:
     if not os.path.exists("/dev/full"):
         pytest.skip("no /dev/full on this system")
     proc = run_python(
@@ -77,7 +77,7 @@ def test_r14_dev_full_in_a_subprocess() -> None:
 
 
 @pytest.mark.parametrize("stderr", ["None", "Broken()"])
-def test_r14_missing_or_broken_stderr_stays_silent(stderr: str) -> None:
+def test_missing_or_broken_stderr_stays_silent(stderr: str) -> None:
     proc = run_python(
         f"""
         import sys, kakashi
@@ -98,7 +98,7 @@ def test_r14_missing_or_broken_stderr_stays_silent(stderr: str) -> None:
     assert proc.returncode == 0 and proc.stdout == "11\n" and proc.stderr == ""
 
 
-def test_r14_stderr_sink_with_broken_stderr_does_not_raise() -> None:
+def test_stderr_sink_with_broken_stderr_does_not_raise() -> None:
     proc = run_python(
         """
         import sys, kakashi
@@ -155,13 +155,13 @@ def test_json_to_a_stream_that_cannot_take_the_text_is_still_valid_json(tmp_path
 
 
 @pytest.mark.timeout(180)
-def test_r16_eight_processes_append_whole_lines_to_one_file(log_path: Path) -> None:
+def test_eight_processes_append_whole_lines_to_one_file(log_path: Path) -> None:
     code = textwrap.dedent(
         """
         import sys, kakashi
         proc = int(sys.argv[1])
         kakashi.configure(sink=sys.argv[2], batch_size=50)
-        log = kakashi.get_logger("r16")
+        log = kakashi.get_logger("procs")
         for i in range(2000):
             size = 1000 + (i * 7919 + proc * 104729) % 9000
             log.info("big", p=proc, i=i, n=size, body=chr(97 + proc) * size)

@@ -143,7 +143,7 @@ def _flush_at_close(sender: object, **kwargs: object) -> None:
     left to its worker, so this never blocks on it."""
     try:  # noqa: SIM105 - cheaper than contextlib.suppress on every request
         kakashi.flush(include_async=False)
-    except Exception:  # noqa: BLE001 - R23: logging trouble never changes the response
+    except Exception:  # noqa: BLE001 - logging trouble never changes the response
         pass
 
 
@@ -220,7 +220,7 @@ class KakashiMiddleware:
             self.errors.error("unhandled exception", exc_info=exception)
             mark_logged(exception)
             setattr(request, _LOGGED, exception)
-        except Exception:  # noqa: BLE001 - R23
+        except Exception:  # noqa: BLE001 - a failure never changes the response
             pass
 
     # ------------------------------------------------------------ internals
@@ -228,7 +228,7 @@ class KakashiMiddleware:
     def _begin(self, request: Any) -> _Exchange | None:
         try:
             return _Exchange(self, request)
-        except Exception:  # noqa: BLE001 - R23: a request we cannot describe still runs
+        except Exception:  # noqa: BLE001 - a request we cannot describe still runs
             return None
 
     def _failed(self, exchange: _Exchange, request: Any, exc: Exception) -> None:
@@ -239,7 +239,7 @@ class KakashiMiddleware:
                 mark_logged(exc)
             exchange.status = 500
             exchange.access_line()
-        except Exception:  # noqa: BLE001 - R23
+        except Exception:  # noqa: BLE001 - a failure never changes the response
             pass
 
 
@@ -294,7 +294,7 @@ class _Exchange:
             else:
                 response.streaming_content = _Counted(response.streaming_content, self)
                 return
-        except Exception:  # noqa: BLE001 - R23: logging trouble never changes the response
+        except Exception:  # noqa: BLE001 - logging trouble never changes the response
             pass
         self.access_line()
 
@@ -320,7 +320,7 @@ class _Exchange:
                 # (the request's fields from the context, as the view left it)
                 context_as_opened=False,
             )
-        except Exception:  # noqa: BLE001 - R23
+        except Exception:  # noqa: BLE001 - a failure never changes the response
             pass
 
     def stream_failed(self, exc: Exception) -> None:
@@ -328,14 +328,14 @@ class _Exchange:
             with kakashi.context(**self.fields):
                 self.mw.errors.error("unhandled exception in streamed body", exc_info=exc)
             mark_logged(exc)
-        except Exception:  # noqa: BLE001 - R23
+        except Exception:  # noqa: BLE001 - a failure never changes the response
             pass
 
     def stream_closed(self) -> None:
         try:
             with kakashi.context(**self.fields):
                 self.access_line()
-        except Exception:  # noqa: BLE001 - R23
+        except Exception:  # noqa: BLE001 - a failure never changes the response
             pass
 
 
@@ -409,7 +409,7 @@ def _log_response(request: Any, response: Any) -> None:
     it then sees the response was logged and does not log it again)."""
     try:  # noqa: SIM105 - cheaper than contextlib.suppress
         log_response("%s: %s", response.reason_phrase, request.path, response=response, request=request)
-    except Exception:  # noqa: BLE001 - R23
+    except Exception:  # noqa: BLE001 - a failure never changes the response
         pass
 
 
@@ -433,14 +433,14 @@ def _known_user(request: Any) -> Any:
             if user is empty:
                 return None
         return _user_id(user)
-    except Exception:  # noqa: BLE001 - R23
+    except Exception:  # noqa: BLE001 - a failure never changes the response
         return None
 
 
 async def _async_user(request: Any) -> Any:
     try:
         return _user_id(await request.auser())  # returns what the view's auser() cached
-    except Exception:  # noqa: BLE001 - R23
+    except Exception:  # noqa: BLE001 - a failure never changes the response
         return None
 
 

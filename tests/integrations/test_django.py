@@ -1,5 +1,6 @@
 """The Django middleware, with Django's test Client and AsyncClient, direct WSGI and ASGI
-calls, and the example project under real gunicorn, uvicorn and runserver (R21-R25)."""
+calls, and the example project under real gunicorn, uvicorn and runserver: request ids, concurrency,
+failures that never change the response, redaction, SIGTERM under load."""
 
 from __future__ import annotations
 
@@ -410,10 +411,10 @@ def test_client_errors_are_not_logged_as_errors_and_djangos_lines_carry_the_id(r
     ]
 
 
-# ---------------------------------------------------------------- errors (R23)
+# ---------------------------------------------------------------- errors (a failure never changes the response)
 
 
-def test_r23_view_error_reaches_django_unchanged_and_is_logged_once(records: Any) -> None:
+def test_view_error_reaches_django_unchanged_and_is_logged_once(records: Any) -> None:
     kakashi.capture_stdlib("INFO")  # Django's own django.request copy would come out too
     with pytest.raises(RuntimeError, match="view failed") as caught:
         client().get("/boom", headers={"X-Request-ID": "keep-me"})
@@ -434,7 +435,7 @@ def test_r23_view_error_reaches_django_unchanged_and_is_logged_once(records: Any
     assert [r["message"] for r in recs if r["logger"] == "app"] == ["before the failure"]
 
 
-def test_r23_djangos_own_500_page_still_answers_with_the_id(records: Any) -> None:
+def test_djangos_own_500_page_still_answers_with_the_id(records: Any) -> None:
     from django.test import RequestFactory
     from django.views.defaults import server_error
 
@@ -445,7 +446,7 @@ def test_r23_djangos_own_500_page_still_answers_with_the_id(records: Any) -> Non
     assert access(records())[0]["bytes"] == len(response.content)
 
 
-def test_r23_async_view_error_logged_once(records: Any) -> None:
+def test_async_view_error_logged_once(records: Any) -> None:
     kakashi.capture_stdlib("INFO")
 
     async def run() -> Any:
@@ -459,7 +460,7 @@ def test_r23_async_view_error_logged_once(records: Any) -> None:
     assert error["request_id"] == response.headers["X-Request-ID"] == access(recs)[0]["request_id"]
 
 
-def test_r23_exception_escaping_django_is_logged_once_with_an_access_line(records: Any) -> None:
+def test_exception_escaping_django_is_logged_once_with_an_access_line(records: Any) -> None:
     with override_settings(DEBUG_PROPAGATE_EXCEPTIONS=True), pytest.raises(RuntimeError) as caught:
         client(raise_errors=False).get("/boom")
     assert caught.value is raised[-1]
@@ -468,7 +469,7 @@ def test_r23_exception_escaping_django_is_logged_once_with_an_access_line(record
     assert [(r["message"], r["level"]) for r in access(recs)] == [("GET /boom 500", "ERROR")]
 
 
-def test_r23_a_failing_sink_or_field_hook_never_changes_the_response() -> None:
+def test_a_failing_sink_or_field_hook_never_changes_the_response() -> None:
     def broken_sink(data: str) -> None:
         raise OSError(5, "sink down")
 
@@ -631,7 +632,7 @@ def test_anonymous_user_has_no_user_id(records: Any, user: Any) -> None:
     assert "user_id" not in access(records())[0]
 
 
-# ---------------------------------------------------------------- request ids (R21)
+# ---------------------------------------------------------------- request ids
 
 
 @pytest.mark.parametrize(
@@ -645,7 +646,7 @@ def test_anonymous_user_has_no_user_id(records: Any, user: Any) -> None:
         ("x" * 10_000, False),
     ],
 )
-def test_r21_request_id_rules(records: Any, incoming: str, kept: bool) -> None:
+def test_request_id_rules(records: Any, incoming: str, kept: bool) -> None:
     rid = client().get("/hello", headers={"X-Request-ID": incoming}).headers["X-Request-ID"]
     line = access(records())[0]
     if kept:
@@ -655,7 +656,7 @@ def test_r21_request_id_rules(records: Any, incoming: str, kept: bool) -> None:
     assert line["request_id"] == rid
 
 
-def test_r21_hostile_ids_through_the_wsgi_environ(records: Any) -> None:
+def test_hostile_ids_through_the_wsgi_environ(records: Any) -> None:
     c = client()
     for hostile in ["a\r\nb", "\x1b[31mred", "id\x00zero", "Ã¼nÃ¯", "a\u2028b"]:
         assert HEX_ID.fullmatch(c.get("/hello", HTTP_X_REQUEST_ID=hostile).headers["X-Request-ID"])
@@ -664,7 +665,7 @@ def test_r21_hostile_ids_through_the_wsgi_environ(records: Any) -> None:
 
 
 @pytest.mark.parametrize("hostile", [b"abc\r\nX-Injected: 1", b"\x1b[31mred", b"\xff\xfe", "ünïcode".encode()])
-def test_r21_hostile_ids_in_raw_asgi(records: Any, hostile: bytes) -> None:
+def test_hostile_ids_in_raw_asgi(records: Any, hostile: bytes) -> None:
     with override_settings(KAKASHI={}):
         app = ASGIHandler()
     sent = call_django_asgi(app, [(b"x-request-id", hostile)], "10.0.0.9")
@@ -681,11 +682,11 @@ def test_custom_request_id_header(records: Any) -> None:
     assert access(records())[0]["request_id"] == "corr-1"
 
 
-# ---------------------------------------------------------------- concurrency (R22)
+# ---------------------------------------------------------------- concurrency
 
 
 @pytest.mark.timeout(60)
-def test_r22_two_hundred_concurrent_asgi_requests_keep_their_ids(records: Any) -> None:
+def test_two_hundred_concurrent_asgi_requests_keep_their_ids(records: Any) -> None:
     with override_settings(KAKASHI={}):
         app = ASGIHandler()
     expected = {"/ahello": ["in async view"], "/sync": ["sync view"], "/astream": ["chunk", "chunk", "chunk"]}
@@ -712,7 +713,7 @@ def test_r22_two_hundred_concurrent_asgi_requests_keep_their_ids(records: Any) -
 
 
 @pytest.mark.timeout(60)
-def test_r22_wsgi_threads_keep_their_ids(records: Any) -> None:
+def test_wsgi_threads_keep_their_ids(records: Any) -> None:
     with override_settings(KAKASHI={}):
         handler = WSGIHandler()
     expected = {"/hello": ["in view"], "/stream": ["chunk", "chunk", "chunk"], "/ahello": ["in async view"]}
@@ -744,10 +745,10 @@ def test_r22_wsgi_threads_keep_their_ids(records: Any) -> None:
     assert len(access(recs)) == 200
 
 
-# ---------------------------------------------------------------- secrets and proxies (R24)
+# ---------------------------------------------------------------- secrets and proxies
 
 
-def test_r24_secrets_are_never_written_in_clear(records: Any) -> None:
+def test_secrets_are_never_written_in_clear(records: Any) -> None:
     c = client(headers=["authorization", "cookie", "x-api-key", "accept"])
     c.cookies["session"] = "s3cr3t"
     response = c.get(
@@ -897,7 +898,7 @@ def test_lifespan_shutdown_writes_everything_and_writes_through(log_path: Path) 
     assert json.loads(read_lines(log_path)[-1])["message"] == "Finished server process"
 
 
-# ---------------------------------------------------------------- the example under real servers (R25)
+# ---------------------------------------------------------------- the example under real servers: SIGTERM loses nothing
 
 
 def start_server(command: list[str], log_file: Path, **env: str) -> subprocess.Popen[bytes]:
@@ -965,7 +966,7 @@ STATUSES = {"/items/1": 200, "/async/2": 200, "/stream": 200, "/astream": 200, "
 
 
 @pytest.mark.timeout(120)
-def test_r25_gunicorn_two_workers_then_sigterm(tmp_path: Path) -> None:
+def test_gunicorn_two_workers_then_sigterm(tmp_path: Path) -> None:
     pytest.importorskip("gunicorn")
     log_file, port = tmp_path / "app.log", free_port()
     server = start_server(
@@ -990,7 +991,7 @@ def test_r25_gunicorn_two_workers_then_sigterm(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(120)
-def test_r25_uvicorn_under_load_then_sigterm(tmp_path: Path) -> None:
+def test_uvicorn_under_load_then_sigterm(tmp_path: Path) -> None:
     pytest.importorskip("uvicorn")
     log_file, port = tmp_path / "app.log", free_port()
     server = start_server(

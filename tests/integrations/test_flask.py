@@ -1,4 +1,5 @@
-"""The Flask extension, with Flask's test client and a real gunicorn (R21-R25)."""
+"""The Flask extension, with Flask's test client and a real gunicorn: request ids, concurrency,
+failures that never change the response, redaction, SIGTERM under load."""
 
 from __future__ import annotations
 
@@ -103,7 +104,7 @@ def test_404_and_abort_keep_their_status(records: Any) -> None:
     assert not [r for r in records() if "exception" in r]
 
 
-def test_r23_failing_view_logged_once_and_flask_still_answers_500(records: Any) -> None:
+def test_failing_view_logged_once_and_flask_still_answers_500(records: Any) -> None:
     kakashi.capture_stdlib()
     client = make_app().test_client()
     response = client.get("/boom", headers={"X-Request-ID": "keep-me"})
@@ -138,14 +139,14 @@ def test_streamed_response_line_after_the_stream_with_bytes(records: Any) -> Non
     ("incoming", "kept"),
     [("abc-123._:X", True), ("a" * 129, False), ("", False), ("has space", False), ("x" * 10_000, False)],
 )
-def test_r21_request_id_rules(records: Any, incoming: str, kept: bool) -> None:
+def test_request_id_rules(records: Any, incoming: str, kept: bool) -> None:
     response = make_app().test_client().get("/hello", headers={"X-Request-ID": incoming})
     rid = response.headers["X-Request-ID"]
     assert (rid == incoming) is kept
     assert access(records())[0].get("request_id_replaced", False) is (not kept)
 
 
-def test_r21_hostile_ids_through_the_wsgi_environ(records: Any) -> None:
+def test_hostile_ids_through_the_wsgi_environ(records: Any) -> None:
     client = make_app().test_client()
     for hostile in ["a\r\nb", "\x1b[31m", "ünï", "a\u2028b"]:
         response = client.get("/hello", environ_overrides={"HTTP_X_REQUEST_ID": hostile})
@@ -153,7 +154,7 @@ def test_r21_hostile_ids_through_the_wsgi_environ(records: Any) -> None:
     assert all(r["request_id_replaced"] for r in access(records()))
 
 
-def test_r24_headers_redacted(records: Any) -> None:
+def test_headers_redacted(records: Any) -> None:
     client = make_app(KAKASHI_HEADERS=["authorization", "cookie", "accept"]).test_client()
     client.set_cookie("session", "s3cr3t")
     client.get("/hello", headers={"Authorization": "Bearer s3cr3t", "Accept": "text/html"})
@@ -179,7 +180,7 @@ def test_skip_paths_and_two_apps_from_one_extension(records: Any) -> None:
     assert len(lines) == 1 and lines[0]["request_id"] == "corr-1"
 
 
-def test_r23_broken_sink_never_changes_the_response() -> None:
+def test_broken_sink_never_changes_the_response() -> None:
     def broken(data: str) -> None:
         raise OSError(5, "down")
 
@@ -455,7 +456,7 @@ def test_a_streamed_body_that_fails_under_gunicorn(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("preload", [False, True])
-def test_r25_gunicorn_two_workers_then_sigterm(tmp_path: Path, preload: bool) -> None:
+def test_gunicorn_two_workers_then_sigterm(tmp_path: Path, preload: bool) -> None:
     pytest.importorskip("gunicorn")
     log_file = tmp_path / "app.log"
     port = free_port()

@@ -1,5 +1,6 @@
 """The Starlette/FastAPI middleware, with the framework's TestClient, raw ASGI calls, and a
-real uvicorn process (R21-R25)."""
+real uvicorn process: request ids, concurrency, failures that never change the response,
+redaction, SIGTERM under load."""
 
 from __future__ import annotations
 
@@ -161,7 +162,7 @@ def test_query_string_only_when_enabled(records: Any) -> None:
         ("x" * 10_000, False),
     ],
 )
-def test_r21_request_id_rules(records: Any, incoming: str, kept: bool) -> None:
+def test_request_id_rules(records: Any, incoming: str, kept: bool) -> None:
     with TestClient(make_app()) as client:
         response = client.get("/hello", headers={"X-Request-ID": incoming})
     rid = response.headers["x-request-id"]
@@ -177,7 +178,7 @@ def test_r21_request_id_rules(records: Any, incoming: str, kept: bool) -> None:
     "hostile",
     [b"abc\r\nX-Injected: 1", b"\x1b[31mred", b"id\x00zero", b"\xff\xfe", "ünïcode".encode(), b"a\xe2\x80\xa8b"],
 )
-def test_r21_hostile_request_ids_in_raw_asgi(records: Any, hostile: bytes) -> None:
+def test_hostile_request_ids_in_raw_asgi(records: Any, hostile: bytes) -> None:
     sent = call_asgi(make_app(), [(b"x-request-id", hostile)], "10.0.0.9")
     headers = dict(sent[0]["headers"])
     assert re.fullmatch(rb"[0-9a-f]{32}", headers[b"x-request-id"])
@@ -205,7 +206,7 @@ def test_streaming_response_is_counted_and_logged_when_complete(records: Any) ->
     assert access(recs)[0]["bytes"] == 15
 
 
-def test_r23_view_error_logged_once_with_traceback_and_reraised(records: Any) -> None:
+def test_view_error_logged_once_with_traceback_and_reraised(records: Any) -> None:
     with TestClient(make_app()) as client, pytest.raises(RuntimeError, match="view failed"):
         client.get("/boom")
     recs = records()
@@ -245,7 +246,7 @@ def test_debug_mode_keeps_starlettes_debug_page(records: Any) -> None:
     assert response.status_code == 500 and "RuntimeError" in response.text and "Traceback" in response.text
 
 
-def test_r23_a_failing_sink_or_field_hook_never_changes_the_response(tmp_path: Path) -> None:
+def test_a_failing_sink_or_field_hook_never_changes_the_response(tmp_path: Path) -> None:
     def broken_sink(data: str) -> None:
         raise OSError(5, "sink down")
 
@@ -266,7 +267,7 @@ def test_r23_a_failing_sink_or_field_hook_never_changes_the_response(tmp_path: P
     log.info("weird value", v=Weird())  # the formatter never raises either
 
 
-def test_r24_headers_are_redacted_and_never_logged_raw(records: Any) -> None:
+def test_headers_are_redacted_and_never_logged_raw(records: Any) -> None:
     with TestClient(make_app(headers=["authorization", "cookie", "accept", "x-api-key"])) as client:
         client.get(
             "/hello",
@@ -370,7 +371,7 @@ def test_lifespan_shutdown_flushes_and_writes_through(records: Any, log_path: Pa
 
 
 @pytest.mark.timeout(60)
-def test_r22_two_hundred_concurrent_requests_keep_their_ids(records: Any) -> None:
+def test_two_hundred_concurrent_requests_keep_their_ids(records: Any) -> None:
     app = make_app()
 
     async def run() -> list[tuple[str, str]]:
@@ -398,7 +399,7 @@ def test_r22_two_hundred_concurrent_requests_keep_their_ids(records: Any) -> Non
 
 
 @pytest.mark.timeout(120)
-def test_r25_uvicorn_under_load_then_sigterm_loses_nothing(tmp_path: Path) -> None:
+def test_uvicorn_under_load_then_sigterm_loses_nothing(tmp_path: Path) -> None:
     pytest.importorskip("uvicorn")
     pytest.importorskip("fastapi")
     log_file = tmp_path / "app.log"
