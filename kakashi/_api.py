@@ -17,8 +17,10 @@ def flush(timeout: float = 10.0, *, include_async: bool = True) -> bool:
     returns False if it could not finish by then (a stuck or very slow sink), the lines
     left still pending. With ``include_async=False`` the async queue is left to its worker
     (what the web adapters do at request end: it never blocks on the worker)."""
+    if not include_async:
+        return _engine.flush_all(timeout)  # (the request-end flush: one call, no clock)
     deadline = time.monotonic() + timeout
-    done = async_queue.flush(timeout) if include_async else True
+    done = async_queue.flush(timeout)
     return _engine.flush_all(max(0.0, deadline - time.monotonic())) and done
 
 

@@ -224,6 +224,12 @@ def write_lines(route: Route, data: str, count: int, wait: bool = True, deadline
                 _write_failed(route, exc, count)
             finally:
                 route.inflight = 0
+        if not (pending or route.stuck_dropped):
+            lock.release()
+            # (Lines handed over between that look and the release: written by us if the
+            # lock is still free, else by whoever took it.)
+            if not pending or not lock.acquire(False):
+                return True
         _drain_and_release(route)
         return True
     if route.stuck:
@@ -404,7 +410,7 @@ def flush_all(timeout: float = LOCK_TIMEOUT) -> bool:
     when it returns True. Returns False if that could not be done within ``timeout``
     seconds (a stuck or very slow sink); the lines left are still pending (or counted as
     dropped, for a stuck sink)."""
-    deadline = time.monotonic() + timeout
+    deadline = None
     done = True
     # First hand every batch to its sink without waiting (a batch lock is held only for a
     # moment by a thread that is not writing), then wait once per route for all of them:
@@ -412,10 +418,15 @@ def flush_all(timeout: float = LOCK_TIMEOUT) -> bool:
     # exist now, not for a free lock.
     for batch in list(_registry):
         if batch.lines:  # most threads have nothing pending: skip the call
+            if deadline is None:
+                deadline = time.monotonic() + timeout
             done = flush_batch(batch, False, deadline) and done
-    for route in (*_routes, *_retired):
+    for route in _routes:
         if route.pending or route.inflight:
-            done = _barrier(route, deadline) and done
+            done = _barrier(route, deadline or time.monotonic() + timeout) and done
+    for route in _retired:
+        if route.pending or route.inflight:
+            done = _barrier(route, deadline or time.monotonic() + timeout) and done
     return done
 
 
@@ -784,7 +795,10 @@ def _at_exit() -> None:
         except Exception as exc:  # noqa: BLE001
             report("exit", f"exit hook failed: {type(exc).__name__}: {exc}")
     flush_all()
-    left = pending()
+    # Lines a stuck sink has not finished (its write, and lines waiting for it). (A daemon
+    # thread's write still in flight is not counted: it is the call in flight that the exit
+    # may cut, see docs/guarantees.md.)
+    left = sum(sum(entry[1] for entry in tuple(r.pending)) + r.inflight for r in (*_routes, *_retired) if r.stuck)
     if left:
         report("exit", f"{left:,} records were not written before exit: a sink did not finish its write")
 

@@ -231,6 +231,8 @@ class FileSink(Sink):
         # (st_dev, st_ino) of the open file if it is a regular file: the file the path must
         # still name. None for a FIFO or a device, which nobody rotates: not watched.
         self._id: tuple[int, int] | None = None
+        self._link: str | None = None  # /proc/self/fd/N of the open file, where usable
+        self._real = ""  # what _link reads as while the path names the open file
         self._pipe = False
         # The rest of a line a full disk cut, and the file it belongs in: written before
         # anything else, so the line is completed where it started.
@@ -257,6 +259,7 @@ class FileSink(Sink):
         # A FIFO, /dev/stdout on a pipe: written in PIPE_BUF pieces.
         self._pipe = stat.S_ISFIFO(info.st_mode) or stat.S_ISSOCK(info.st_mode)
         self._id = (info.st_dev, info.st_ino) if stat.S_ISREG(info.st_mode) else None
+        self._link, self._real = _fd_link(fd, self.path) if self._id is not None else (None, "")
         if self._rest and (self._id is None or self._id != self._rest_id):
             self._rest = b""  # the cut line is in another file: it cannot be completed here
         return fd
@@ -269,11 +272,19 @@ class FileSink(Sink):
             # Anything else takes the careful path below.
             ident = self._id
             if ident is not None:
-                # Removed or renamed since the last write (rm, logrotate)? One stat per
-                # batch, as logging.handlers.WatchedFileHandler does per record.
+                # Removed or renamed since the last write (rm, logrotate)? Looked at once
+                # per batch, as logging.handlers.WatchedFileHandler does per record. On
+                # Linux, the name the kernel has for our descriptor says it (it gains
+                # " (deleted)", or becomes the new name), for a fifth of the instructions
+                # of os.stat (no stat_result to build); a differing name is settled by
+                # _current's stat on the careful path.
+                link = self._link
                 try:
-                    info = os.stat(self.path)
-                    same = info.st_ino == ident[1] and info.st_dev == ident[0]
+                    if link is not None:
+                        same = readlink(link) == self._real
+                    else:
+                        info = os.stat(self.path)
+                        same = info.st_ino == ident[1] and info.st_dev == ident[0]
                 except OSError:
                     same = False
             else:  # a FIFO or a device: not watched; to a pipe, big batches go in pieces
@@ -410,6 +421,23 @@ class FileSink(Sink):
 
     def fileno(self) -> int | None:
         return self._fd
+
+
+readlink = os.readlink
+
+
+def _fd_link(fd: int, path: str) -> tuple[str | None, str]:
+    """``/proc/self/fd/N`` for ``fd`` and the name it must read as while the path still
+    names the file, or (None, "") where that does not work (no /proc, a name the kernel
+    spells otherwise): then the path is compared by os.stat."""
+    link = f"/proc/self/fd/{fd}"
+    try:
+        real = os.path.realpath(path)
+        if os.readlink(link) == real:
+            return link, real
+    except OSError:
+        pass
+    return None, ""
 
 
 def _write_some(fd: int, data: memoryview) -> int:

@@ -28,6 +28,21 @@ SINKS: dict[str, Callable[[Path], kakashi.FileSink]] = {
 }
 
 
+@pytest.fixture(autouse=True, params=["proc-link", "stat"])
+def watched_by(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every case twice: with the path watched through /proc/self/fd (Linux), and through
+    os.stat (where /proc is missing)."""
+    if request.param == "stat":
+        monkeypatch.setattr(_sinks, "_fd_link", lambda fd, path: (None, ""))
+    return str(request.param)
+
+
+def test_the_fast_watch_is_in_use_where_proc_is(log_path: Path, watched_by: str) -> None:
+    sink = kakashi.FileSink(log_path)
+    assert (sink._link is not None) == (watched_by == "proc-link" and os.path.isdir("/proc/self/fd"))
+    sink.close()
+
+
 def log_range(log: kakashi.Logger, start: int, stop: int) -> None:
     for i in range(start, stop):
         log.info("line", t=0, i=i)
