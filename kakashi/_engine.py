@@ -59,7 +59,6 @@ class Route:
         self.pending: deque[tuple[str, int, threading.Event | None]] = deque()
         self.written = 0  # lines written to this sink (updated under its lock)
         self.inflight = 0  # lines inside the sink's write call now (under its lock)
-        self.stuck = False  # a write has not returned for too long: nobody waits for it
         self.retired_at: float | None = None  # monotonic time configure() replaced it
         self.closed = False  # configure() or shutdown() closed its sink
 
@@ -89,10 +88,14 @@ class Route:
 class Batch:
     """One thread's pending lines for one route. ``lines`` is appended to by the owner only."""
 
-    __slots__ = ("__weakref__", "lines", "lock", "pid", "route", "thread")
+    __slots__ = ("__weakref__", "lines", "lock", "pid", "route", "taken", "taking", "thread")
 
     def __init__(self, route: Route, thread: threading.Thread) -> None:
         self.lines: list[str] = []
+        # Lines handed to the sink so far, and lines taken and being handed over now (both
+        # changed under the lock): flush() watches them instead of waiting for the lock.
+        self.taken = 0
+        self.taking = 0
         self.lock = threading.Lock()
         self.pid = os.getpid()
         self.route = route
@@ -151,26 +154,53 @@ def flush_batch(batch: Batch, wait: bool = True, deadline: float | None = None) 
         # Another thread is writing this batch (its owner, the flusher, a flush()): its
         # lines go out with that write or the next one. Wait only if the sink is not stuck
         # (a stuck write holds this lock for as long as it hangs).
-        if batch.route.stuck:
+        if batch.route.sink.stuck:
             return False
         timeout = LOCK_TIMEOUT if deadline is None else deadline - time.monotonic()
         if timeout <= 0 or not lock.acquire(timeout=timeout):
             return False
+    return _flush_held(batch, wait, deadline, ident)
+
+
+def _flush_held(batch: Batch, wait: bool, deadline: float | None, ident: int, defer: bool = False) -> bool:
+    """flush_batch once ``batch.lock`` is held: take the lines and hand them over under the
+    lock, then let go of it before writing (a writer that goes on to write other threads'
+    lines must not keep this batch locked meanwhile). ``defer``: only add the lines to the
+    route's pending list (the caller writes that list at once afterwards)."""
+    lock = batch.lock
+    route = batch.route
     flushing.add(ident)
     try:
-        lines = batch.lines
-        count = len(lines)
-        if count == 1:  # (a request's access line at its end: one call, not three)
-            data = lines.pop(0)
-        elif count:
-            data = "".join(lines[:count])  # the owner may append meanwhile: take `count`
-            del lines[:count]
-        else:
+        try:
+            lines = batch.lines
+            count = len(lines)
+            if not count:
+                return True
+            # (`taking` first: whoever reads `lines` then `taking` never sees both empty
+            # while lines are on their way.)
+            batch.taking = count
+            if count == 1:  # (a request's access line at its end: one call, not three)
+                data = lines.pop(0)
+            else:
+                data = "".join(lines[:count])  # the owner may append meanwhile: take `count`
+                del lines[:count]
+            if defer:
+                route.pending.append((data, count, None))
+                handed: object = None
+            else:
+                handed = _hand(route, data, count, wait)
+            batch.taken += count
+            batch.taking = 0
+        finally:
+            lock.release()
+        if defer:
             return True
-        return write_lines(batch.route, data, count, wait, deadline)
+        if handed is _OWNED:
+            _write_owned(route, data, count)
+            return True
+        return handed is not _DROPPED and _after_queued(route, handed, deadline)
     finally:
         flushing.discard(ident)
-        lock.release()
 
 
 def _take_and_write(batch: Batch, wait: bool = True) -> None:
@@ -208,58 +238,90 @@ def write_lines(route: Route, data: str, count: int, wait: bool = True, deadline
     ``flush``/``shutdown`` deadline) is marked stuck: until it returns, callers do not wait
     for it, and their lines are counted as dropped and announced once it writes again.
     """
-    pending, sink = route.pending, route.sink
-    lock = sink.lock
-    if not pending and lock.acquire(False):
-        # The common case (nobody else is writing): no detour through the pending list,
-        # and, with no notices owed, the write itself is done here (_write_data, inline).
-        if route.lost_unannounced or route.stuck_dropped or route.stuck or _dropped_inside[0]:
-            _write_data(route, data, count)
-        else:
-            route.inflight = count
-            try:
-                sink.write(data)
-                route.written += count  # under the sink lock
-            except Exception as exc:  # noqa: BLE001 - logging never hurts the caller
-                _write_failed(route, exc, count)
-            finally:
-                route.inflight = 0
-        if not (pending or route.stuck_dropped):
-            lock.release()
-            # (Lines handed over between that look and the release: written by us if the
-            # lock is still free, else by whoever took it.)
-            if not pending or not lock.acquire(False):
-                return True
-        _drain_and_release(route)
+    handed = _hand(route, data, count, wait)
+    if handed is _OWNED:
+        _write_owned(route, data, count)
         return True
-    if route.stuck:
-        if lock.acquire(False):  # it came back meanwhile
+    return handed is not _DROPPED and _after_queued(route, handed, deadline)
+
+
+# What _hand did with the lines: the caller holds the sink lock and writes them itself, or
+# they were dropped (a stuck sink); else the Event (or None) they joined the pending list with.
+_OWNED = object()
+_DROPPED = object()
+
+
+def _hand(route: Route, data: str, count: int, wait: bool) -> object:
+    """The first half of write_lines: hand the lines over, without writing anything. Done
+    under a batch's lock by flush_batch, so that a thread's lines reach the sink in order
+    whoever flushes them, while the write (and the group commit of other threads' lines)
+    happens after that lock is let go."""
+    pending, sink = route.pending, route.sink
+    if not pending and sink.lock.acquire(False):
+        return _OWNED  # the common case (nobody else is writing): no detour via the list
+    if sink.stuck:
+        if sink.lock.acquire(False):  # it came back meanwhile
             pending.append((data, count, None))
             _drain_and_release(route)
-            return True
+            return None
         _drop_stuck(route, count)
-        return False
+        return _DROPPED
     done = threading.Event() if wait else None
     pending.append((data, count, done))
-    if lock.acquire(False):
+    return done
+
+
+def _write_owned(route: Route, data: str, count: int) -> None:
+    """Write lines while holding the sink lock (taken by _hand), then release it."""
+    sink, pending = route.sink, route.pending
+    lock = sink.lock
+    # With no notices owed, the write itself is done here (_write_data, inline).
+    if route.lost_unannounced or route.stuck_dropped or sink.stuck or _dropped_inside[0]:
+        _write_data(route, data, count)
+    else:
+        route.inflight = count
+        try:
+            sink.write(data)
+            route.written += count  # under the sink lock
+        except Exception as exc:  # noqa: BLE001 - logging never hurts the caller
+            _write_failed(route, exc, count)
+        finally:
+            route.inflight = 0
+            sink.stuck = False  # (marked while this write hung: it returned)
+    if not (pending or route.stuck_dropped):
+        lock.release()
+        # (Lines handed over between that look and the release: written by us if the
+        # lock is still free, else by whoever took it.)
+        if not pending or not lock.acquire(False):
+            return
+    _drain_and_release(route)
+
+
+def _after_queued(route: Route, done: object, deadline: float | None) -> bool:
+    """The second half of write_lines for lines that joined the pending list."""
+    if route.sink.lock.acquire(False):
         _drain_and_release(route)
         return True
     if done is None:
         return True  # the holder writes what is pending before it lets go
-    return _wait_written(route, done, deadline)
+    return _wait_written(route, done, deadline)  # type: ignore[arg-type]
 
 
 def _wait_written(route: Route, done: threading.Event, deadline: float | None) -> bool:
     """Wait until the entry whose Event is ``done`` has been written (by the lock holder,
     or by this thread if the lock comes free), until ``deadline`` at most."""
     lock = route.sink.lock
+    began = time.monotonic()
     if deadline is None:
-        deadline = time.monotonic() + LOCK_TIMEOUT
+        deadline = began + LOCK_TIMEOUT
+    # A write that keeps a caller waiting LOCK_TIMEOUT is stuck; a short flush(timeout) says
+    # nothing about a slow sink (marking it would drop lines that sink would write).
+    patient = deadline - began >= LOCK_TIMEOUT * 0.99
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            if route.inflight or route.pending:
-                route.stuck = True
+            if patient and lock.locked():  # (held all along by one write: see above)
+                route.sink.stuck = True
                 report(
                     f"stuck:{id(route.sink)}",
                     f"sink {route.sink.name!r} has not finished a write; until it does, its records"
@@ -341,7 +403,7 @@ def _write_data(route: Route, data: str, count: int) -> None:
         data = route.announce(f"kakashi dropped {inside:,} records logged from inside a sink (they would loop)") + data
         notices += 1
     if not data:
-        route.stuck = False
+        sink.stuck = False
         return  # a barrier with nothing before it
     route.inflight = count
     try:
@@ -352,7 +414,7 @@ def _write_data(route: Route, data: str, count: int) -> None:
         _write_failed(route, exc, count, notices, lost, stuck, inside)
     finally:
         route.inflight = 0
-        route.stuck = False  # the write returned: the sink is not stuck
+        sink.stuck = False  # the write returned: the sink is not stuck
         completed = sink.take_completed()
         if completed:  # cut lines, counted as lost, that the sink has now completed
             route.written += completed
@@ -416,11 +478,17 @@ def flush_all(timeout: float = LOCK_TIMEOUT) -> bool:
     # moment by a thread that is not writing), then wait once per route for all of them:
     # threads that keep logging cannot make this wait longer, as it waits for lines that
     # exist now, not for a free lock.
-    for batch in list(_registry):
-        if batch.lines:  # most threads have nothing pending: skip the call
-            if deadline is None:
-                deadline = time.monotonic() + timeout
-            done = flush_batch(batch, False, deadline) and done
+    waiting = [batch for batch in list(_registry) if batch.lines or batch.taking]  # (most have nothing)
+    if len(waiting) == 1 and waiting[0].lock.acquire(False):
+        # The request-end flush: one batch, free: written the usual way.
+        ident = get_ident()
+        if ident in flushing:  # (a sink that calls flush(): see flush_batch)
+            waiting[0].lock.release()
+            return False
+        _flush_held(waiting[0], False, None, ident)
+    elif waiting:
+        deadline = time.monotonic() + timeout
+        done = _hand_over(waiting, deadline)
     for route in _routes:
         if route.pending or route.inflight:
             done = _barrier(route, deadline or time.monotonic() + timeout) and done
@@ -430,13 +498,55 @@ def flush_all(timeout: float = LOCK_TIMEOUT) -> bool:
     return done
 
 
+def _hand_over(batches: list[Batch], deadline: float) -> bool:
+    """Make sure every line in ``batches`` now has been handed to its sink (written, or in
+    its pending list), without waiting for a batch's lock: its owner, logging on, would
+    take it again before this thread wakes, as often as it likes. The owners' own flushes
+    hand lines over as well, which ``taken`` shows. All batches are looked at in each
+    round, so one pause serves them all."""
+    # Read in this order, the sum is at least what a batch held when this call began
+    # (lines only move from ``lines`` to ``taking`` to ``taken``), so no line is missed.
+    targets = []
+    for batch in batches:
+        target = len(batch.lines)
+        target += batch.taking
+        targets.append((batch, target + batch.taken))
+    ident = get_ident()
+    if ident in flushing:
+        return False  # (a sink that calls flush(): its own lines wait, see flush_batch)
+    while True:
+        left = []
+        for batch, target in targets:
+            # Done when that many have been handed over, or when the batch is empty with
+            # no hand-over going on (read in this order: a take moves lines to `taking`).
+            if batch.taken >= target or (not batch.lines and not batch.taking):
+                continue
+            # Else take what is there: with its lock, everything present is handed over.
+            # The lock is awaited in short waits (a waiter blocked on a lock takes it as
+            # it is let go, where a sleeper would come back to find it taken again).
+            lock = batch.lock
+            wait = min(0.02, deadline - time.monotonic())
+            if lock.acquire(False) or (wait > 0 and not batch.route.sink.stuck and lock.acquire(timeout=wait)):
+                # (Only onto the pending list: flush_all then writes it for all batches in
+                # one call; a write per batch would give the GIL away, and wait to get it
+                # back, once per batch.)
+                _flush_held(batch, False, None, ident, defer=True)
+            elif batch.taken < target and (batch.lines or batch.taking):
+                left.append((batch, target))
+        if not left:
+            return True
+        if time.monotonic() >= deadline or all(batch.route.sink.stuck for batch, _ in left):
+            return False
+        targets = left
+
+
 def _barrier(route: Route, deadline: float) -> bool:
     """Return once everything handed to ``route`` before this call is written."""
     lock = route.sink.lock
     if lock.acquire(False):
         _drain_and_release(route)
         return True
-    if route.stuck:
+    if route.sink.stuck:
         return False
     done = threading.Event()
     route.pending.append(("", 0, done))
@@ -515,7 +625,7 @@ def close_route(route: Route, timeout: float = LOCK_TIMEOUT) -> None:
     flight finishes first); never raises. A sink still busy after ``timeout`` seconds, or
     stuck, is left open rather than closed under a write."""
     lock = route.sink.lock
-    if not (lock.acquire(False) or (not route.stuck and timeout > 0 and lock.acquire(timeout=timeout))):
+    if not (lock.acquire(False) or (not route.sink.stuck and timeout > 0 and lock.acquire(timeout=timeout))):
         report("close", f"sink {route.sink.name!r} is still busy writing; left open")
         return
     route.closed = True
@@ -547,7 +657,7 @@ def mark_stuck(dropped: int = 0) -> list[Route]:
     marked = [route for route in (*_routes, *_retired) if route.inflight and route.sink.lock.locked()]
     with counters.lock:
         for route in marked:
-            route.stuck = True
+            route.sink.stuck = True
             route.stuck_dropped += dropped
     return marked
 
@@ -644,7 +754,7 @@ class Flusher:
         for route in (*_routes, *_retired):
             # Lines handed over while another route of the same sink held its lock are
             # written by the next writer of their own route: if none comes, by this look.
-            if route.pending and not route.stuck and route.sink.lock.acquire(False):
+            if route.pending and not route.sink.stuck and route.sink.lock.acquire(False):
                 _drain_and_release(route)
         if _retired:
             _forget_quiet_routes(now)
@@ -699,17 +809,17 @@ def _before_fork() -> None:
         return
     pid = os.getpid()
     for batch in list(_registry):
-        if not batch.route.stuck and take(batch.lock) and batch.pid == pid:
+        if not batch.route.sink.stuck and take(batch.lock) and batch.pid == pid:
             _take_and_write(batch, wait=False)  # to the pending list; written just below
     held: dict[int, Route] = {}
     for route in (*_routes, *_retired):
         owner = held.get(id(route.sink))
         if owner is None:
-            if route.stuck or not take(route.sink.lock):
+            if route.sink.stuck or not take(route.sink.lock):
                 continue
             held[id(route.sink)] = route
             _held_sinks.append(route)
-        elif owner.stuck:
+        elif owner.sink.stuck:
             continue
         while route.pending:  # lines of threads that did not wait: write them now
             _write_pending(route)
@@ -748,7 +858,7 @@ def _after_fork_child() -> None:
         route.lost_unannounced = route.stuck_dropped = 0
         route.pending.clear()  # the parent's lines: the parent writes them
         route.written = route.inflight = 0
-        route.stuck = False  # (a write stuck in the parent is not going on here)
+        route.sink.stuck = False  # (a write stuck in the parent is not going on here)
     for route in _routes:
         batch = getattr(route.tls, "batch", None)
         if batch is not None:  # the forking thread's own batch carries on in the child
@@ -798,7 +908,7 @@ def _at_exit() -> None:
     # Lines a stuck sink has not finished (its write, and lines waiting for it). (A daemon
     # thread's write still in flight is not counted: it is the call in flight that the exit
     # may cut, see docs/guarantees.md.)
-    left = sum(sum(entry[1] for entry in tuple(r.pending)) + r.inflight for r in (*_routes, *_retired) if r.stuck)
+    left = sum(sum(entry[1] for entry in tuple(r.pending)) + r.inflight for r in (*_routes, *_retired) if r.sink.stuck)
     if left:
         report("exit", f"{left:,} records were not written before exit: a sink did not finish its write")
 

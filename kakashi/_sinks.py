@@ -98,6 +98,10 @@ class Sink:
 
     name = "sink"
 
+    # Set by the engine when a write has not returned for too long: until one returns,
+    # nobody waits for this sink (its records are counted as dropped instead).
+    stuck = False
+
     def __init__(self) -> None:
         # Serialises writes to this sink; held across os.fork so a child never inherits a
         # half-written batch. Rebuilt in the child by reset_after_fork().

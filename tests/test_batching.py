@@ -259,26 +259,33 @@ def test_flush_is_a_fast_barrier_while_eight_threads_keep_logging(log_path: Path
 
 
 @pytest.mark.timeout(60)
-def test_flush_timeout_bounds_the_whole_call_on_a_stuck_sink() -> None:
+def test_flush_timeout_bounds_the_whole_call_on_a_stuck_sink(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_engine, "LOCK_TIMEOUT", 1.0)  # how long a write may hang before it counts as stuck
     release = threading.Event()
     entered = threading.Event()
+
+    got: list[str] = []
 
     class Stuck(kakashi.Sink):
         def write(self, data: str) -> None:
             entered.set()
             release.wait(30)
+            got.append(data)
 
-    stuck = Stuck()
-    kakashi.configure(sink=stuck, batch_size=1)
+    kakashi.configure(sink=Stuck(), batch_size=100)
     log = kakashi.get_logger("stuck")
-    writer = threading.Thread(target=log.info, args=("first",))  # sticks inside the sink
+    writer = threading.Thread(target=log.error, args=("first",))  # sticks inside the sink
     writer.start()
     assert entered.wait(10)
-    kakashi.configure(sink=stuck, batch_size=100)  # (the same sink: nothing is closed)
     log.info("waiting in the batch")
     began = time.monotonic()
-    assert kakashi.flush(timeout=0.5) is False
+    assert kakashi.flush(timeout=0.5) is False  # bounded, and says it could not finish
     assert time.monotonic() - began < 1.5
+    # A short flush() says nothing about a slow sink; a caller that waited the lock
+    # timeout does: the sink is marked stuck then.
+    began = time.monotonic()
+    log.error("waited for, once")
+    assert 0.9 < time.monotonic() - began < 3
     # Known stuck now: a later call neither waits nor loses count.
     began = time.monotonic()
     log.error("not waited for")
@@ -288,3 +295,6 @@ def test_flush_timeout_bounds_the_whole_call_on_a_stuck_sink() -> None:
     release.set()
     writer.join(10)
     assert kakashi.flush(timeout=5)
+    text = "".join(got)
+    assert "kakashi dropped 1 records while the sink was stuck in a write" in text
+    assert "first" in text and "waiting in the batch" in text and "waited for, once" in text
