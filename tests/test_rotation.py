@@ -69,8 +69,12 @@ def test_100k_lines_across_many_rotations_exactly_once(tmp_path: Path, compress:
 
 
 MANY_PROCESSES = """
-import multiprocessing, os, sys, traceback
+import multiprocessing, os, sys, traceback, warnings
 import kakashi
+
+# Python 3.12+ warns at os.fork() in a process with threads (the master's flusher), as it
+# would under gunicorn --preload: expected here.
+warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
 
 PATH, SHARED, COMPRESS, COUNT, START = {path!r}, {shared!r}, {compress!r}, {count}, {start!r}
 
